@@ -1,0 +1,71 @@
+// metrics.ts: renders the counters that the hub and the poller keep as Prometheus text
+// exposition format 0.0.4. It only reads; it never changes what it renders.
+// https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
+
+import type { HubStats } from './sse.ts';
+import type { CheckStats } from './status.ts';
+import { eventLoopDelayMs } from './status.ts';
+
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface MetricsSources {
+  readonly clients: number;
+  readonly hub: HubStats;
+  readonly rounds: number;
+  readonly checks: ReadonlyMap<string, CheckStats>;
+}
+
+const START_TIME_SECONDS = Math.round((Date.now() - process.uptime() * 1000)) / 1000;
+
+export function renderMetrics(sources: MetricsSources): string {
+  const { hub, checks } = sources;
+  const cpu = process.cpuUsage();
+  const out: string[] = [];
+  const family = (name: string, type: 'counter' | 'gauge', help: string, samples: Array<[labels: string, value: number]>): void => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) out.push(`${name}${labels} ${formatValue(value)}`);
+  };
+  const perCheck = (value: (stats: CheckStats) => number | null): Array<[string, number]> => {
+    const samples: Array<[string, number]> = [];
+    for (const [name, stats] of checks) {
+      const v = value(stats);
+      if (v !== null) samples.push([labels({ check: name }), v]);
+    }
+    return samples;
+  };
+
+  family('sse_clients', 'gauge', 'Open event streams.', [['', sources.clients]]);
+  family('sse_connections_total', 'counter', 'Event streams opened since start.', [['', hub.connectionsTotal]]);
+  family('sse_events_sent_total', 'counter', 'Events written to streams (one per stream per event).', [['', hub.eventsSent]]);
+  family('sse_bytes_sent_total', 'counter', 'Bytes of SSE frames written to streams, before chunked encoding.', [['', hub.bytesSent]]);
+  family('sse_clients_dropped_total', 'counter', 'Streams refused or closed by the server, by reason.', [
+    [labels({ reason: 'slow' }), hub.dropped.slow],
+    [labels({ reason: 'full' }), hub.dropped.full],
+    [labels({ reason: 'shutdown' }), hub.dropped.shutdown],
+  ]);
+  family('status_check_rounds_total', 'counter', 'Check rounds run since start.', [['', sources.rounds]]);
+  const results: Array<[string, number]> = [];
+  for (const [name, stats] of checks) {
+    results.push([labels({ check: name, result: 'ok' }), stats.ok], [labels({ check: name, result: 'fail' }), stats.fail]);
+  }
+  family('status_checks_total', 'counter', 'Check results since start, by check and result.', results);
+  family('status_check_latency_seconds', 'gauge', 'Latency of the last run of each check.', perCheck((s) => (s.last === null ? null : s.last.latencyMs / 1000)));
+  family('status_up', 'gauge', 'Whether the last run of each check succeeded (1) or not (0).', perCheck((s) => (s.last === null ? null : Number(s.last.ok))));
+  family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [['', process.memoryUsage.rss()]]);
+  family('process_cpu_seconds_total', 'counter', 'User and system CPU time spent, in seconds.', [['', (cpu.user + cpu.system) / 1e6]]);
+  family('process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch, in seconds.', [['', START_TIME_SECONDS]]);
+  family('nodejs_eventloop_delay_seconds', 'gauge', 'Mean event-loop delay since the last check round, in seconds.', [['', eventLoopDelayMs() / 1000]]);
+  return out.join('\n') + '\n';
+}
+
+// Label values escape backslash, double quote and line feed (exposition format 0.0.4).
+function labels(pairs: Record<string, string>): string {
+  const parts = Object.entries(pairs).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return `{${parts.join(',')}}`;
+}
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (!Number.isFinite(value)) return value > 0 ? '+Inf' : '-Inf';
+  return String(value);
+}

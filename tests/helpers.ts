@@ -1,0 +1,292 @@
+// tests/helpers.ts: what the suites share: starting the service (in this process or as
+// a child process, always on 127.0.0.1 and a free port), reading an SSE stream over a
+// raw HTTP request, and deadlines, so that a regression fails fast with a message
+// instead of idling until the runner's timeout.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../config.ts';
+import { createLogger } from '../log.ts';
+import { startServer, type RunningServer } from '../server.ts';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** Set in CI: tests that need nginx, chromium or Node 24 fail instead of skipping. */
+export const REQUIRE_E2E = process.env.REQUIRE_E2E === '1';
+
+/** Rejects with "`what` took longer than `ms` ms" unless `promise` settles first. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `condition` every 20 ms until it holds, or fails after `ms`. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > end) throw new Error(`waited ${ms} ms for ${what}`);
+    await sleep(20);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Skip reason for a test that needs `path`, or undefined to run it. With REQUIRE_E2E=1
+ * a missing program is not a reason to skip: the test runs and fails.
+ */
+export function skipUnless(path: string, what: string): string | undefined {
+  if (existsSync(path) || REQUIRE_E2E) return undefined;
+  return `${what} not found at ${path} (install it, or run with REQUIRE_E2E=1 to fail instead)`;
+}
+
+// ---------------------------------------------------------------- in-process server
+
+export interface InProcess extends RunningServer {
+  /** Every log line, parsed. */
+  readonly logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** Starts the service in this process (fast, and what coverage sees most directly). */
+export async function startInProcess(env: Record<string, string> = {}, page = '<!doctype html><title>t</title>'): Promise<InProcess> {
+  const config = parseConfig({ HOST: '127.0.0.1', PORT: '0', ...env });
+  const logs: Array<Record<string, unknown>> = [];
+  const log = createLogger(config.logLevel, (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
+  const running = await startServer(config, { log, page, version: 'test' });
+  return Object.assign(running, {
+    logs,
+    close: async () => {
+      await withDeadline(running.shutdown(), config.shutdownGraceMs + 5000, 'shutdown');
+      running.poller.stop();
+    },
+  });
+}
+
+// ---------------------------------------------------------------- child-process server
+
+export interface Service {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number;
+  readonly child: ChildProcess;
+  /** stdout lines so far. */
+  readonly logs: string[];
+  readonly stderr: string[];
+  /** Sends `signal` (SIGTERM by default) and resolves with the exit code; SIGKILLs after 10 s. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code when the process exits. */
+  readonly exited: Promise<number | null>;
+}
+
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+});
+
+/**
+ * Spawns the service as its own process: `node --import tsx server.ts` (Node 20), or
+ * `<node> server.ts` when `options.node` is given (Node >= 22.18 strips types itself).
+ * Resolves once the start-up log names the bound port.
+ */
+export async function startService(env: Record<string, string> = {}, options: { node?: string; args?: string[] } = {}): Promise<Service> {
+  const args = options.node ? ['server.ts'] : ['--import', 'tsx', 'server.ts'];
+  const child = spawn(options.node ?? process.execPath, [...args, ...(options.args ?? [])], {
+    cwd: ROOT,
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const logs: string[] = [];
+  const stderr: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    children.delete(child);
+    resolve(code);
+  }));
+  let buffered = '';
+  const listening = new Promise<number>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      buffered += text;
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        logs.push(line);
+        if (line.includes('"msg":"listening"')) resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
+    void exited.then((code) => reject(new Error(`service exited with ${code} before listening: ${stderr.join('')}`)));
+  });
+  const port = await withDeadline(listening, 20_000, 'service start-up');
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+    const timer = setTimeout(() => child.exitCode === null && process.kill(child.pid!, 'SIGKILL'), 10_000);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return { url: `http://127.0.0.1:${port}`, port, pid: child.pid!, child, logs, stderr, stop, exited };
+}
+
+/** Runs `node --import tsx server.ts` to its end with `env`; for config errors and --help. */
+export function runToExit(env: Record<string, string>, args: string[] = [], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return withDeadline(new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts', ...args], {
+      cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve({ code, stdout, stderr });
+    });
+    setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), timeoutMs).unref();
+  }), timeoutMs + 1000, 'server run');
+}
+
+// ---------------------------------------------------------------- HTTP and SSE clients
+
+export interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request with a deadline; the whole body is read. */
+export function request(url: string, options: http.RequestOptions = {}, deadlineMs = 10_000): Promise<Reply> {
+  return withDeadline(new Promise((resolve, reject) => {
+    const req = http.request(url, { agent: false, ...options }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  }), deadlineMs, `${options.method ?? 'GET'} ${url}`);
+}
+
+export interface SseEvent {
+  id?: string;
+  event?: string;
+  data?: string;
+  retry?: number;
+  comment?: string;
+  /** Date.now() when the block was complete. */
+  at: number;
+}
+
+/**
+ * A raw SSE client: one GET over node:http, its body parsed into blocks, kept in arrival
+ * order. Written from the WHATWG parsing rules independently of sse.ts, so that it checks
+ * the server instead of agreeing with it.
+ */
+export class SseClient {
+  readonly blocks: SseEvent[] = [];
+  raw = '';
+  status = 0;
+  headers: http.IncomingHttpHeaders = {};
+  ended = false;
+  readonly req: http.ClientRequest;
+  readonly response: Promise<void>;
+  readonly closed: Promise<void>;
+  #pending = '';
+  #current: SseEvent = { at: 0 };
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    let onResponse!: () => void;
+    let onFail!: (err: Error) => void;
+    this.response = new Promise((resolve, reject) => { onResponse = resolve; onFail = reject; });
+    let onClosed!: () => void;
+    this.closed = new Promise((resolve) => { onClosed = resolve; });
+    this.req = http.get(url, { agent: false, headers: { accept: 'text/event-stream', ...headers } }, (res) => {
+      this.status = res.statusCode ?? 0;
+      this.headers = res.headers;
+      onResponse();
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => this.#feed(chunk));
+      res.on('end', () => { this.ended = true; });
+      res.on('close', onClosed);
+      res.on('error', () => {});
+    });
+    this.req.on('error', (err) => { onFail(err); onClosed(); });
+  }
+
+  /** Data events (blocks with data), in order. */
+  get events(): SseEvent[] {
+    return this.blocks.filter((b) => b.data !== undefined);
+  }
+
+  #feed(chunk: string): void {
+    this.raw += chunk;
+    this.#pending += chunk;
+    let newline: number;
+    while ((newline = this.#pending.search(/\r\n|\r|\n/)) !== -1) {
+      const line = this.#pending.slice(0, newline);
+      const width = this.#pending.startsWith('\r\n', newline) ? 2 : 1;
+      this.#pending = this.#pending.slice(newline + width);
+      this.#line(line);
+    }
+  }
+
+  #line(line: string): void {
+    const block = this.#current;
+    if (line === '') {
+      if (Object.keys(block).length > 1) this.blocks.push({ ...block, at: Date.now() });
+      this.#current = { at: 0 };
+      return;
+    }
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === '') block.comment = value;
+    else if (field === 'data') block.data = block.data === undefined ? value : `${block.data}\n${value}`;
+    else if (field === 'id') block.id = value;
+    else if (field === 'event') block.event = value;
+    else if (field === 'retry') block.retry = Number(value);
+  }
+
+  /** Waits until `count` blocks match `predicate`; returns them. */
+  async waitFor(predicate: (b: SseEvent) => boolean, count = 1, ms = 10_000, what = 'events'): Promise<SseEvent[]> {
+    await waitFor(() => this.blocks.filter(predicate).length >= count, ms, `${count} ${what}`);
+    return this.blocks.filter(predicate);
+  }
+
+  async waitForEvents(count: number, ms = 10_000): Promise<SseEvent[]> {
+    return this.waitFor((b) => b.data !== undefined, count, ms, 'data events');
+  }
+
+  close(): void {
+    this.req.destroy();
+  }
+}
+
+/** Opens a stream and waits for its response head. */
+export async function openStream(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+  const client = new SseClient(url, headers);
+  await withDeadline(client.response, 10_000, `opening ${url}`);
+  return client;
+}
