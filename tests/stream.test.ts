@@ -1,0 +1,182 @@
+// GET /events: the wire format of SPEC §4 as real clients see it: headers, first frames,
+// ids, one write per frame, heartbeats, and the `eventsource` npm client.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { after, before, test } from 'node:test';
+import { EventSource } from 'eventsource';
+import { openStream, request, sleep, startInProcess, waitFor, withDeadline, type InProcess } from './helpers.ts';
+
+const INTERVAL_MS = 300;
+let service: InProcess;
+
+before(async () => {
+  service = await startInProcess({ STATUS_INTERVAL_MS: String(INTERVAL_MS), RETRY_MS: '1234', HEARTBEAT_MS: '0' });
+});
+after(() => service.close());
+
+test('answers with exactly the SSE headers and no length or encoding', async () => {
+  const client = await openStream(`${service.url}/events`);
+  try {
+    assert.equal(client.status, 200);
+    assert.equal(client.headers['content-type'], 'text/event-stream');
+    assert.equal(client.headers['cache-control'], 'no-cache, no-transform');
+    assert.equal(client.headers.connection, 'keep-alive');
+    assert.equal(client.headers['x-accel-buffering'], 'no');
+    assert.equal(client.headers['content-length'], undefined);
+    assert.equal(client.headers['content-encoding'], undefined);
+    // Node's own chunking, for HTTP/1.1.
+    assert.equal(client.headers['transfer-encoding'], 'chunked');
+  } finally {
+    client.close();
+  }
+});
+
+test('sends retry first, then a snapshot as an unnamed event with a boot-id-sequence id', async () => {
+  const client = await openStream(`${service.url}/events`);
+  try {
+    await client.waitForEvents(1);
+    assert.deepEqual(client.blocks[0], { retry: 1234, at: client.blocks[0].at });
+    assert.ok(client.raw.startsWith('retry: 1234\n\n'));
+    const first = client.events[0];
+    assert.equal(first.event, undefined);
+    assert.match(first.id!, /^[0-9a-f]{16}-[1-9]\d*$/);
+    assert.equal(first.id!.split('-')[0], service.hub.bootId);
+    const snapshot = JSON.parse(first.data!);
+    assert.equal(snapshot.status, 'up');
+    assert.deepEqual(snapshot.checks, []);
+    assert.ok(Date.parse(snapshot.time) > 0);
+    assert.equal(typeof snapshot.host.hostname, 'string');
+    assert.equal(snapshot.host.loadavg.length, 3);
+    assert.equal(snapshot.service.version, 'test');
+    assert.ok(snapshot.service.clients >= 1);
+    assert.ok(snapshot.service.rssBytes > 0);
+    assert.equal(typeof snapshot.service.eventLoopDelayMs, 'number');
+  } finally {
+    client.close();
+  }
+});
+
+test('sends a new snapshot every interval, with strictly increasing sequence numbers', async () => {
+  const client = await openStream(`${service.url}/events`);
+  try {
+    const events = await client.waitForEvents(4, 20 * INTERVAL_MS);
+    const seqs = events.map((e) => Number(e.id!.split('-')[1]));
+    for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1);
+    // Four snapshots are at least three intervals apart (rounds are timed from their starts).
+    assert.ok(events[3].at - events[0].at >= 3 * INTERVAL_MS - 50, `gaps: ${events.map((e) => e.at - events[0].at)}`);
+  } finally {
+    client.close();
+  }
+});
+
+test('a second stream gets the latest snapshot at once, the same bytes the first stream got', async () => {
+  const first = await openStream(`${service.url}/events`);
+  try {
+    const [event] = await first.waitForEvents(1);
+    const second = await openStream(`${service.url}/events`);
+    try {
+      const [again] = await second.waitForEvents(1, INTERVAL_MS);
+      // Either the same event (still the latest) or a later one that the first also got.
+      const match = first.events.find((e) => e.id === again.id) ?? (await first.waitFor((e) => e.id === again.id, 1, 5000))[0];
+      assert.equal(match.data, again.data);
+      assert.ok(event.id);
+    } finally {
+      second.close();
+    }
+  } finally {
+    first.close();
+  }
+});
+
+test('writes each frame with exactly one write() call', async () => {
+  const original = http.ServerResponse.prototype.write;
+  const writes: string[] = [];
+  http.ServerResponse.prototype.write = function (this: http.ServerResponse, chunk: unknown, ...rest: unknown[]) {
+    if (this.req.url === '/events') writes.push(String(chunk));
+    return (original as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof original;
+  try {
+    const client = await openStream(`${service.url}/events`);
+    await client.waitForEvents(3, 20 * INTERVAL_MS);
+    client.close();
+  } finally {
+    http.ServerResponse.prototype.write = original;
+  }
+  assert.ok(writes.length >= 4, `writes: ${writes.length}`);
+  for (const chunk of writes) {
+    // A whole frame per write: it ends with the blank line and holds no other blank line.
+    assert.ok(chunk.endsWith('\n\n'), JSON.stringify(chunk));
+    assert.equal(chunk.indexOf('\n\n'), chunk.length - 2, JSON.stringify(chunk));
+  }
+});
+
+test('turns Nagle off on the stream socket', async () => {
+  const original = net.Socket.prototype.setNoDelay;
+  const noDelayPorts = new Set<number | undefined>();
+  net.Socket.prototype.setNoDelay = function (this: net.Socket, noDelay?: boolean) {
+    if (noDelay !== false) noDelayPorts.add(this.remotePort);
+    return original.call(this, noDelay);
+  };
+  let client;
+  try {
+    client = await openStream(`${service.url}/events`);
+    await client.waitForEvents(1);
+  } finally {
+    net.Socket.prototype.setNoDelay = original;
+  }
+  const localPort = client.req.socket!.localPort;
+  client.close();
+  // The server side of this stream's connection is the socket whose peer is our local port.
+  assert.ok(noDelayPorts.has(localPort), `setNoDelay(true) seen for peers ${[...noDelayPorts]}, not ${localPort}`);
+});
+
+test('HEAD /events answers the stream headers and opens no stream', async () => {
+  const before = service.hub.stats.connectionsTotal;
+  const reply = await request(`${service.url}/events`, { method: 'HEAD' });
+  assert.equal(reply.status, 200);
+  assert.equal(reply.headers['content-type'], 'text/event-stream');
+  assert.equal(reply.body, '');
+  assert.equal(service.hub.stats.connectionsTotal, before);
+});
+
+test('the eventsource client receives snapshots in onmessage', async () => {
+  const source = new EventSource(`${service.url}/events`);
+  try {
+    const messages: MessageEvent[] = [];
+    await withDeadline(new Promise<void>((resolve, reject) => {
+      source.onmessage = (event) => {
+        messages.push(event);
+        if (messages.length === 2) resolve();
+      };
+      source.onerror = (event) => reject(new Error(`eventsource error: ${JSON.stringify(event)}`));
+    }), 20 * INTERVAL_MS, 'two messages in onmessage');
+    assert.equal(JSON.parse(messages[0].data).status, 'up');
+    assert.match(messages[1].lastEventId, /^[0-9a-f]{16}-\d+$/);
+    assert.notEqual(messages[0].lastEventId, messages[1].lastEventId);
+  } finally {
+    source.close();
+  }
+});
+
+test('closing the client unsubscribes its stream at once', async () => {
+  const client = await openStream(`${service.url}/events`);
+  await client.waitForEvents(1);
+  await waitFor(() => service.hub.size >= 1, 2000, 'stream registered');
+  const open = service.hub.size;
+  client.close();
+  await waitFor(() => service.hub.size === open - 1, 2000, 'stream removed');
+});
+
+test('stops the poller when the last stream closes, and starts it with the next', async () => {
+  await waitFor(() => service.hub.size === 0, 2000, 'no streams');
+  assert.equal(service.poller.active, false);
+  const rounds = service.poller.rounds;
+  await sleep(3 * INTERVAL_MS);
+  assert.equal(service.poller.rounds, rounds);
+  const client = await openStream(`${service.url}/events`);
+  await client.waitForEvents(2, 20 * INTERVAL_MS);
+  assert.equal(service.poller.active, true);
+  client.close();
+});
