@@ -218,7 +218,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  log.info('listening', { address: address.address, port: address.port, url: `http://${urlHost}:${address.port}/`, version, config: redactedConfig(config) });
+  log.info('listening', { address: address.address, port: address.port, url: `http://${urlHost}:${address.port}/`, version, node: process.version, config: redactedConfig(config) });
 
   let closed: Promise<void> | null = null;
   function shutdown(): Promise<void> {
@@ -293,16 +293,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  let running: RunningServer;
-  try {
-    running = await startServer(config, { log });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'EADDRINUSE' ? 'is already in use' : code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be used (${String(code ?? err)})`;
-    process.stderr.write(`status-stream: ${config.host}:${config.port} ${reason}\n`);
-    process.exit(1);
-  }
 
+  // Installed before listen(), so that no signal can find the process without them. As
+  // PID 1 in a container a signal without a handler does nothing at all.
+  let running: RunningServer | null = null;
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {
@@ -311,14 +305,23 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     }
     signalled = true;
     log.info('signal received', { signal });
+    if (running === null) process.exit(0); // nothing is served yet: nothing to drain
     void running.shutdown().then(() => {
       log.info('stopped');
       process.exit(0);
     });
   };
-  // As PID 1 in a container, a signal without a handler does nothing: these are needed.
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+
+  try {
+    running = await startServer(config, { log });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'EADDRINUSE' ? 'is already in use' : code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be used (${String(code ?? err)})`;
+    process.stderr.write(`status-stream: ${config.host}:${config.port} ${reason}\n`);
+    process.exit(1);
+  }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

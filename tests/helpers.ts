@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
@@ -107,9 +109,14 @@ process.once('exit', () => {
  */
 export async function startService(env: Record<string, string> = {}, options: { node?: string; args?: string[] } = {}): Promise<Service> {
   const args = options.node ? ['server.ts'] : ['--import', 'tsx', 'server.ts'];
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env };
+  // Coverage comes from the tsx runs only: c8 merges the raw V8 ranges of each file across
+  // processes, and another Node's type-stripped code has other ranges for the same URL.
+  // Deleting the variable is not enough (child_process puts it back), so it points elsewhere.
+  if (options.node && childEnv.NODE_V8_COVERAGE) childEnv.NODE_V8_COVERAGE = join(tmpdir(), 'status-stream-node24-coverage');
   const child = spawn(options.node ?? process.execPath, [...args, ...(options.args ?? [])], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

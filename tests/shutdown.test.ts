@@ -4,8 +4,8 @@
 // this holds when node is PID 1, as in a container.
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 import { ROOT, openStream, request, startInProcess, startService, waitFor, withDeadline } from './helpers.ts';
@@ -88,14 +88,15 @@ test('a client that stops reading and a half-sent request hold the exit no longe
   const service = await startService({
     SHUTDOWN_GRACE_MS: String(GRACE_MS), STATUS_INTERVAL_MS: '100', MAX_BUFFERED_BYTES: String(1 << 30),
     // Big snapshots fill the socket buffers of the reader that stopped.
-    CHECKS: Array.from({ length: 200 }, (_, i) => `check-${i}-${'x'.repeat(100)}=tcp://127.0.0.1:1`).join(','),
+    // (An environment string may not exceed 128 KiB: 400 checks of about 260 bytes.)
+    CHECKS: Array.from({ length: 400 }, (_, i) => `check-${i}-${'x'.repeat(250)}=tcp://127.0.0.1:1`).join(','),
   });
   const stalled = await rawSocket(service.port, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n', false);
   const halfSent = await rawSocket(service.port, 'GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ');
   // Wait until the kernel buffers are full and Node holds unsent bytes for the stalled stream.
   await waitFor(async () => {
     const metrics = await request(`${service.url}/metrics`);
-    return Number(/^sse_bytes_sent_total (\d+)/m.exec(metrics.body)?.[1]) > 8 << 20;
+    return Number(/^sse_bytes_sent_total (\d+)/m.exec(metrics.body)?.[1]) > 4 << 20;
   }, 20_000, 'the stalled stream to fall behind');
   const started = Date.now();
   const code = await service.stop('SIGTERM');
@@ -147,7 +148,7 @@ test('shuts down gracefully as PID 1 of its own PID namespace, as in a container
     const client = await openStream(`http://127.0.0.1:${port}/events`);
     await client.waitForEvents(1);
     // The host-side PID of the namespace's PID 1 is the unshare process's child.
-    const hostPid = Number(execFileSync('pgrep', ['-P', String(child.pid)]).toString().trim());
+    const hostPid = childOf(child.pid!);
     assert.match(readFileSync(`/proc/${hostPid}/status`, 'utf8'), /^NSpid:\s+\d+\s+1$/m);
     process.kill(hostPid, 'SIGTERM');
     await withDeadline(client.closed, 5000, 'stream end');
@@ -157,3 +158,16 @@ test('shuts down gracefully as PID 1 of its own PID namespace, as in a container
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 });
+
+/** The PID of `parent`'s only child, from /proc (no procps needed). */
+function childOf(parent: number): number {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (new RegExp(`^PPid:\\s+${parent}$`, 'm').test(readFileSync(`/proc/${entry}/status`, 'utf8'))) return Number(entry);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  throw new Error(`no child of ${parent}`);
+}

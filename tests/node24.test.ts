@@ -1,0 +1,31 @@
+// The source runs with no build step: Node >= 22.18 strips the types of server.ts
+// itself, as `node server.ts` does in the image. This runs the service with the binary
+// of the `node@24` npm package, which .ci/run installs into .cache/node24.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ROOT, openStream, request, skipUnless, startService } from './helpers.ts';
+
+const NODE24 = process.env.NODE24_BIN ?? join(ROOT, '.cache/node24/node_modules/node/bin/node');
+
+test('`node server.ts` on Node 24 streams status with no build step and stops cleanly', {
+  skip: skipUnless(NODE24, 'Node 24 (npm install --prefix .cache/node24 node@24)'),
+}, async () => {
+  const service = await startService({ STATUS_INTERVAL_MS: '300' }, { node: NODE24 });
+  try {
+    const listening = JSON.parse(service.logs.find((l) => l.includes('"msg":"listening"'))!) as { node: string };
+    assert.match(listening.node, /^v24\./);
+    const stream = await openStream(`${service.url}/events`);
+    const events = await stream.waitForEvents(2, 10_000);
+    assert.equal(stream.blocks[0].retry, 3000);
+    assert.equal(JSON.parse(events[1].data!).status, 'up');
+    assert.equal((await request(`${service.url}/healthz`)).status, 200);
+    assert.equal(await service.stop(), 0);
+    assert.equal(stream.blocks.at(-1)!.event, 'done');
+    // Type stripping is stable in Node 24: nothing on stderr, not even a warning.
+    assert.equal(service.stderr.join(''), '');
+  } finally {
+    await service.stop('SIGKILL');
+  }
+});
