@@ -76,7 +76,7 @@ function openMaybeGzipped(url: string): GzipAwareStream {
   return stream;
 }
 
-describe('the service behind Nginx (deploy/nginx.conf)', { skip }, () => {
+describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_000 }, () => {
   let fast: Service;
 
   before(async () => {

@@ -53,7 +53,7 @@ interface Shown {
   rows: string[][];
 }
 
-describe('the status page in Chromium', { skip }, () => {
+describe('the status page in Chromium', { skip, timeout: 120_000 }, () => {
   let context: BrowserContext;
   let userDataDir: string;
   let app: http.Server;
