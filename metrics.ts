@@ -49,12 +49,12 @@ export function renderMetrics(sources: MetricsSources): string {
     results.push([labels({ check: name, result: 'ok' }), stats.ok], [labels({ check: name, result: 'fail' }), stats.fail]);
   }
   family('status_checks_total', 'counter', 'Check results since start, by check and result.', results);
-  family('status_check_latency_seconds', 'gauge', 'Latency of the last run of each check.', perCheck((s) => (s.last === null ? null : s.last.latencyMs / 1000)));
+  family('status_check_latency_seconds', 'gauge', 'Latency of the last run of each check.', perCheck((s) => (s.last === null ? null : msToSeconds(s.last.latencyMs))));
   family('status_up', 'gauge', 'Whether the last run of each check succeeded (1) or not (0).', perCheck((s) => (s.last === null ? null : Number(s.last.ok))));
   family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [['', process.memoryUsage.rss()]]);
   family('process_cpu_seconds_total', 'counter', 'User and system CPU time spent, in seconds.', [['', (cpu.user + cpu.system) / 1e6]]);
   family('process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch, in seconds.', [['', START_TIME_SECONDS]]);
-  family('nodejs_eventloop_delay_seconds', 'gauge', 'Mean event-loop delay since the last check round, in seconds.', [['', eventLoopDelayMs() / 1000]]);
+  family('nodejs_eventloop_delay_seconds', 'gauge', 'Mean event-loop delay since the last check round, in seconds.', [['', msToSeconds(eventLoopDelayMs())]]);
   return out.join('\n') + '\n';
 }
 
@@ -62,6 +62,12 @@ export function renderMetrics(sources: MetricsSources): string {
 function labels(pairs: Record<string, string>): string {
   const parts = Object.entries(pairs).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
   return `{${parts.join(',')}}`;
+}
+
+// Milliseconds carry at most two decimals here; dividing the scaled integer keeps the
+// printed value short (0.00018, not 0.00017999999999999998).
+function msToSeconds(ms: number): number {
+  return Math.round(ms * 100) / 100_000;
 }
 
 function formatValue(value: number): string {
