@@ -83,8 +83,8 @@ interface Outcome {
 // broken page still counts as up: the target answered. The body is not read: the
 // response is destroyed as soon as its status line is in.
 function httpCheck(url: string, timeoutMs: number): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const client = url.startsWith('https:') ? https : http;
+  const client = url.startsWith('https:') ? https : http;
+  return bounded(timeoutMs, (settle) => {
     // agent: false = a fresh connection each time: a pooled one could be half-dead and
     // would measure the pool, not the target.
     const req = client.get(url, { agent: false, headers: { 'user-agent': USER_AGENT, accept: '*/*' } }, (res) => {
@@ -93,34 +93,39 @@ function httpCheck(url: string, timeoutMs: number): Promise<Outcome> {
       res.destroy();
       settle({ ok: code >= 200 && code <= 399, detail: `HTTP ${code}` });
     });
-    const timer = setTimeout(() => settle({ ok: false, detail: 'timeout' }), timeoutMs);
     req.on('error', (err) => settle({ ok: false, detail: errorDetail(err) }));
-    let settled = false;
-    function settle(outcome: Outcome): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      req.destroy();
-      resolve(outcome);
-    }
+    return req;
   });
 }
 
 // Ok when a TCP connection opens within the timeout; it is closed at once.
 function tcpCheck(host: string, port: number, timeoutMs: number): Promise<Outcome> {
-  return new Promise((resolve) => {
+  return bounded(timeoutMs, (settle) => {
     const socket = connect({ host, port });
-    const timer = setTimeout(() => settle({ ok: false, detail: 'timeout' }), timeoutMs);
     socket.once('connect', () => settle({ ok: true, detail: 'connected' }));
     socket.on('error', (err) => settle({ ok: false, detail: errorDetail(err) }));
+    return socket;
+  });
+}
+
+/**
+ * Runs `attempt`, which reports through `settle`; after `timeoutMs` the outcome is
+ * `timeout`. The first outcome wins, and the attempt's request or socket is destroyed.
+ */
+function bounded(timeoutMs: number, attempt: (settle: (outcome: Outcome) => void) => { destroy(): void }): Promise<Outcome> {
+  return new Promise((resolve) => {
     let settled = false;
-    function settle(outcome: Outcome): void {
+    // Assigned before any outcome: node:http and node:net report them asynchronously.
+    let handle!: { destroy(): void };
+    const settle = (outcome: Outcome): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      socket.destroy();
+      handle.destroy();
       resolve(outcome);
-    }
+    };
+    const timer = setTimeout(() => settle({ ok: false, detail: 'timeout' }), timeoutMs);
+    handle = attempt(settle);
   });
 }
 
