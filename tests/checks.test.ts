@@ -3,13 +3,14 @@
 // and /healthz carry on; and the overall status.
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { CheckSpec } from '../config.ts';
 import { parseConfig } from '../config.ts';
 import { overallStatus, runCheck, type CheckResult } from '../status.ts';
-import { freePort, openStream, request, startInProcess } from './helpers.ts';
+import { freePort, openStream, request, startInProcess, withDeadline } from './helpers.ts';
 
 let base = '';
 let redirectTargetHits = 0;
@@ -82,6 +83,35 @@ test('an HTTPS check reports a TLS failure by its code', async () => {
 test('a TCP check is ok when a connection opens and fails when it is refused', async () => {
   assert.deepEqual(pick(await runCheck(check(`db=tcp://127.0.0.1:${tcpPort}`), 2000)), [true, 'connected']);
   assert.deepEqual(pick(await runCheck(check(`db=tcp://127.0.0.1:${refusedPort}`), 2000)), [false, 'ECONNREFUSED']);
+});
+
+test('a TCP check gives up after its timeout on a port that never completes the handshake', async () => {
+  // A listener that never accepts: its child process blocks its own event loop. Once its
+  // accept queue (backlog 1, so two connections) is full, the kernel drops further SYNs
+  // and a connect hangs, as it does towards a host that has gone away.
+  const blocker = spawn(process.execPath, ['-e', `
+    const server = require('node:net').createServer();
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      process.stdout.write(server.address().port + '\\n');
+      const end = Date.now() + 15000;
+      while (Date.now() < end);
+    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const fillers: net.Socket[] = [];
+  try {
+    const port = Number(await withDeadline(new Promise<string>((resolve) => blocker.stdout.once('data', (d: Buffer) => resolve(d.toString()))), 10_000, 'blocker start'));
+    for (let i = 0; i < 2; i++) {
+      const filler = net.connect(port, '127.0.0.1');
+      filler.on('error', () => {});
+      await new Promise((resolve) => filler.once('connect', resolve));
+      fillers.push(filler);
+    }
+    const result = await runCheck(check(`db=tcp://127.0.0.1:${port}`), 300);
+    assert.deepEqual(pick(result), [false, 'timeout']);
+    assert.ok(result.latencyMs >= 290 && result.latencyMs < 2000, `latency ${result.latencyMs}`);
+  } finally {
+    for (const filler of fillers) filler.destroy();
+    blocker.kill('SIGKILL');
+  }
 });
 
 test('a check of a name that does not resolve fails with the resolver error', async () => {
