@@ -1,0 +1,502 @@
+// bench/loadgen.ts: the load generator, run by bench/run.ts as its own process so that
+// its CPU and memory are never counted as the server's. It opens N event streams to one
+// server on 127.0.0.1 with raw `net` sockets (no http client in between: the timings are
+// the wire's), parses every response with bench/sse-parser.ts, and measures what a client
+// sees: time to the first event, delivery latency (arrival minus the snapshot's `time`),
+// delivered against expected events. It never connects anywhere but 127.0.0.1, opens at
+// most --clients sockets, and stops by itself at a hard deadline.
+//
+// It talks to run.ts with one JSON object per line on stdout:
+//   {"type":"ready",...}         every client has its first event (or the connect deadline passed)
+//   {"type":"window-start",...}  the steady window opens: run.ts samples the server's CPU and RSS
+//   {"type":"window-end",...}    the steady window closes
+//   {"type":"leaving",...}       the clients are about to close every socket
+//   {"type":"result",...}        the figures; the process then exits
+// Diagnostics go to stderr.
+
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import { ResponseParser, SseParser, type SseEvent } from './sse-parser.ts';
+
+const HOST = '127.0.0.1';
+/** A bound on what one run may open, whatever the flags say (ulimit -n is 20,000 here). */
+const MAX_CLIENTS = 50_000;
+/** A client whose server sends this much without a line end is broken; stop reading it. */
+const MAX_PENDING_LINE_CHARS = 1 << 20;
+/** Every this many events one is also checked with JSON.parse, on top of each client's first. */
+const FULL_PARSE_EVERY = 100;
+const TIME_FIELD = '"time":"';
+const ISO_TIME_LENGTH = 24; // 2026-11-25T01:23:45.678Z
+
+const { values: flags } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    clients: { type: 'string', default: '10000' },
+    interval: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '20' },
+    concurrency: { type: 'string', default: '2000' },
+    rounds: { type: 'string', default: 'shared' },
+    'connect-timeout': { type: 'string', default: '30000' },
+    settle: { type: 'string', default: '2000' },
+    'browser-headers': { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+function intFlag(name: string, value: string | undefined, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    process.stderr.write(`loadgen: --${name} must be an integer ${min}-${max}, got ${JSON.stringify(value)}\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const PORT = intFlag('port', flags.port, 1, 65535);
+const CLIENTS = intFlag('clients', flags.clients, 1, MAX_CLIENTS);
+const INTERVAL_MS = intFlag('interval', flags.interval, 100, 3_600_000);
+const WINDOW_MS = intFlag('seconds', flags.seconds, 1, 3600) * 1000;
+const CONCURRENCY = intFlag('concurrency', flags.concurrency, 1, MAX_CLIENTS);
+const CONNECT_TIMEOUT_MS = intFlag('connect-timeout', flags['connect-timeout'], 1000, 600_000);
+const SETTLE_MS = intFlag('settle', flags.settle, 0, 60_000);
+if (flags.rounds !== 'shared' && flags.rounds !== 'per-client') {
+  process.stderr.write(`loadgen: --rounds must be shared or per-client, got ${JSON.stringify(flags.rounds)}\n`);
+  process.exit(2);
+}
+/** shared: one round per interval for all streams (status-stream); per-client: each stream has its own timer (naive). */
+const SHARED_ROUNDS = flags.rounds === 'shared';
+/** After the window, wait at most this long for every stream's next event. */
+const GRACE_MS = INTERVAL_MS + 5000;
+const HARD_DEADLINE_MS = CONNECT_TIMEOUT_MS + SETTLE_MS + 2 * INTERVAL_MS + WINDOW_MS + GRACE_MS + 15_000;
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+function emit(message: Record<string, unknown>): void {
+  // stdout on a pipe is synchronous on Linux (Node docs, "A note on process I/O").
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+const hardDeadline = setTimeout(() => {
+  process.stderr.write(`loadgen: hard deadline of ${HARD_DEADLINE_MS} ms passed; exiting\n`);
+  emit({ type: 'error', error: 'hard deadline passed' });
+  process.exit(1);
+}, HARD_DEADLINE_MS);
+process.once('SIGTERM', () => process.exit(1));
+process.once('SIGINT', () => process.exit(1));
+
+// The request an EventSource sends, reduced to what HTTP/1.1 needs; with
+// --browser-headers, the headers Chrome sends with it too (the server keeps a request's
+// headers for as long as its stream is open, so they count in memory per stream).
+const BROWSER_HEADERS =
+  'Connection: keep-alive\r\n' +
+  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n' +
+  'Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n' +
+  `Referer: http://${HOST}:${PORT}/\r\nSec-Fetch-Dest: empty\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Site: same-origin\r\n` +
+  'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"\r\nsec-ch-ua-mobile: ?0\r\nsec-ch-ua-platform: "Linux"\r\n';
+const REQUEST = Buffer.from(
+  `GET /events HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n` +
+    `${flags['browser-headers'] ? BROWSER_HEADERS : ''}\r\n`,
+);
+
+interface Client {
+  socket: net.Socket | null;
+  startedAt: number;
+  connectedAt: number;
+  headAt: number;
+  firstEventAt: number;
+  closed: boolean;
+  /** Window accounting (events whose snapshot time falls in [windowStart, windowEnd)). */
+  windowEvents: number;
+  windowMinSeq: number;
+  windowMaxSeq: number;
+  /** The snapshot time of the newest event seen. */
+  lastSnapshotTime: number;
+  lastEventId: string;
+  events: number;
+}
+
+/** Every socket reads into this one buffer (see `onread` in open()). */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+const clients: Client[] = [];
+const errors: Record<string, number> = {};
+const statusCodes: Record<string, number> = {};
+let inFlight = 0;
+let launched = 0;
+let firstEvents = 0;
+let finishedConnecting = 0; // first event, or failed
+let badEvents = 0;
+let fullParses = 0;
+let eventsTotal = 0;
+let doneEvents = 0;
+let bytesReceived = 0;
+let heartbeatsBefore = 0;
+let closedDuringWindow = 0;
+
+let phase: 'connect' | 'settle' | 'window' | 'drain' | 'leaving' = 'connect';
+let windowStart = Number.POSITIVE_INFINITY;
+let windowEnd = Number.POSITIVE_INFINITY;
+let newestSnapshotTime = 0;
+/** The arrival time of the read being parsed; every event in one read shares it. */
+let arrival = 0;
+
+// Latencies of the events in the window; bounded, preallocated.
+const latencyCapacity = CLIENTS * (Math.ceil(WINDOW_MS / INTERVAL_MS) + 2);
+const latencies = new Float64Array(latencyCapacity);
+let latencyCount = 0;
+let latencyOverflow = 0;
+/** Shared rounds: sequence number -> how many streams got it in the window. */
+const roundDeliveries = new Map<number, number>();
+const parsers: SseParser[] = [];
+
+function countError(key: string): void {
+  errors[key] = (errors[key] ?? 0) + 1;
+}
+
+function snapshotTime(data: string): number {
+  const at = data.indexOf(TIME_FIELD);
+  if (at === -1) return Number.NaN;
+  const from = at + TIME_FIELD.length;
+  return Date.parse(data.slice(from, from + ISO_TIME_LENGTH));
+}
+
+function onEvent(client: Client, event: SseEvent): void {
+  eventsTotal++;
+  if (event.type === 'done') {
+    doneEvents++;
+    return;
+  }
+  if (event.type !== 'message') return;
+  const full = client.events === 0 || eventsTotal % FULL_PARSE_EVERY === 0;
+  client.events++;
+  let time = snapshotTime(event.data);
+  if (full) {
+    fullParses++;
+    try {
+      const snapshot = JSON.parse(event.data) as { time?: unknown; status?: unknown };
+      const parsed = typeof snapshot.time === 'string' ? Date.parse(snapshot.time) : Number.NaN;
+      if (parsed !== time || typeof snapshot.status !== 'string') time = Number.NaN;
+    } catch {
+      time = Number.NaN;
+    }
+  }
+  if (Number.isNaN(time)) {
+    badEvents++;
+    return;
+  }
+  if (client.firstEventAt === 0) {
+    client.firstEventAt = arrival;
+    firstEvents++;
+    finishedConnecting++;
+    if (phase === 'connect' && finishedConnecting === CLIENTS) connectPhaseDone();
+  }
+  client.lastEventId = event.lastEventId;
+  client.lastSnapshotTime = time;
+  if (time > newestSnapshotTime) newestSnapshotTime = time;
+  if (time >= windowStart && time < windowEnd) {
+    const dash = event.lastEventId.lastIndexOf('-');
+    const seq = Number(event.lastEventId.slice(dash + 1));
+    client.windowEvents++;
+    if (seq < client.windowMinSeq) client.windowMinSeq = seq;
+    if (seq > client.windowMaxSeq) client.windowMaxSeq = seq;
+    if (SHARED_ROUNDS) roundDeliveries.set(seq, (roundDeliveries.get(seq) ?? 0) + 1);
+    if (latencyCount < latencyCapacity) latencies[latencyCount++] = arrival - time;
+    else latencyOverflow++;
+  }
+  if (phase === 'drain' && time >= windowEnd) maybeDrained();
+}
+
+/** Closes a client for good and counts why, once. */
+function fail(client: Client, key: string): void {
+  if (client.closed) return;
+  client.closed = true;
+  client.socket?.destroy();
+  if (client.firstEventAt === 0) {
+    countError(key);
+    finishedConnecting++;
+    if (phase === 'connect' && finishedConnecting === CLIENTS) connectPhaseDone();
+  } else {
+    countError(`after first event: ${key}`);
+    if (phase === 'window') closedDuringWindow++;
+  }
+}
+
+/** Frees a client's connect slot if it failed before its response head. */
+function freeSlot(client: Client): void {
+  if (client.headAt !== 0) return;
+  client.headAt = -1;
+  inFlight--;
+  launchMore();
+}
+
+function open(): void {
+  const client: Client = {
+    socket: null,
+    startedAt: now(),
+    connectedAt: 0,
+    headAt: 0,
+    firstEventAt: 0,
+    closed: false,
+    windowEvents: 0,
+    windowMinSeq: Number.POSITIVE_INFINITY,
+    windowMaxSeq: Number.NEGATIVE_INFINITY,
+    lastSnapshotTime: 0,
+    lastEventId: '',
+    events: 0,
+  };
+  clients.push(client);
+  inFlight++;
+  const sse = new SseParser((event) => onEvent(client, event));
+  parsers.push(sse);
+  const response = new ResponseParser(
+    (head) => {
+      client.headAt = now();
+      statusCodes[head.statusCode] = (statusCodes[head.statusCode] ?? 0) + 1;
+      inFlight--;
+      launchMore();
+      if (head.statusCode !== 200) fail(client, `HTTP ${head.statusCode}`);
+      else if (head.headers['content-type'] !== 'text/event-stream') fail(client, 'bad content-type');
+    },
+    (bytes) => {
+      sse.feed(bytes);
+      if (sse.pendingLength > MAX_PENDING_LINE_CHARS) fail(client, 'line too long');
+    },
+    () => fail(client, 'response ended'),
+  );
+  // `onread` reads into one shared buffer and calls back directly, without a Buffer and
+  // a Readable 'data' event per read: the load generator shares the machine's two cores
+  // with the server, and every microsecond it spends per read delays the arrival
+  // timestamps of the streams read after it. The parsers copy what they keep.
+  const socket = net.connect({
+    host: HOST,
+    port: PORT,
+    onread: {
+      buffer: READ_BUFFER,
+      callback: (nread: number, buf: Uint8Array): boolean => {
+        arrival = now();
+        bytesReceived += nread;
+        if (client.closed) return true;
+        try {
+          response.feed(Buffer.from(buf.buffer, buf.byteOffset, nread));
+        } catch (err) {
+          fail(client, (err as Error).message);
+        }
+        return true;
+      },
+    },
+  });
+  client.socket = socket;
+  socket.setNoDelay(true);
+  socket.on('connect', () => {
+    client.connectedAt = now();
+    socket.write(REQUEST);
+  });
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (phase === 'leaving') return;
+    freeSlot(client);
+    fail(client, err.code ?? err.message);
+  });
+  socket.on('close', () => {
+    if (phase === 'leaving') return;
+    freeSlot(client);
+    fail(client, 'closed by server');
+  });
+}
+
+let launchScheduled = false;
+function launchMore(): void {
+  // Opening happens in a macrotask so that a burst of heads does not recurse.
+  if (launchScheduled) return;
+  launchScheduled = true;
+  setImmediate(() => {
+    launchScheduled = false;
+    while (launched < CLIENTS && inFlight < CONCURRENCY && phase === 'connect') {
+      launched++;
+      open();
+    }
+  });
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] as number;
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+const connectStart = now();
+let connectDeadline: NodeJS.Timeout | null = null;
+let lastFirstEventAt = 0;
+
+let connectDone = false;
+function connectPhaseDone(): void {
+  if (connectDone) return;
+  connectDone = true;
+  phase = 'settle';
+  if (connectDeadline) clearTimeout(connectDeadline);
+  const firsts = new Float64Array(firstEvents);
+  const setups = new Float64Array(firstEvents);
+  const tcps = new Float64Array(firstEvents);
+  let k = 0;
+  for (const c of clients) {
+    if (c.firstEventAt > 0 && !c.closed) {
+      firsts[k] = c.firstEventAt - c.startedAt;
+      setups[k] = c.headAt - c.startedAt;
+      tcps[k] = c.connectedAt - c.startedAt;
+      k++;
+      if (c.firstEventAt > lastFirstEventAt) lastFirstEventAt = c.firstEventAt;
+    }
+  }
+  firsts.sort();
+  setups.sort();
+  tcps.sort();
+  connectSummary = {
+    clients: CLIENTS,
+    concurrency: CONCURRENCY,
+    withFirstEvent: firstEvents,
+    failed: { ...errors },
+    statusCodes: { ...statusCodes },
+    allFirstEventsMs: round3(lastFirstEventAt - connectStart),
+    firstEventMs: { p50: round3(percentile(firsts, 50)), p99: round3(percentile(firsts, 99)), max: round3(percentile(firsts, 100)) },
+    tcpConnectMs: { p50: round3(percentile(tcps, 50)), p99: round3(percentile(tcps, 99)), max: round3(percentile(tcps, 100)) },
+    responseHeadMs: { p50: round3(percentile(setups, 50)), p99: round3(percentile(setups, 99)), max: round3(percentile(setups, 100)) },
+  };
+  emit({ type: 'ready', t: now(), ...connectSummary });
+  for (const p of parsers) heartbeatsBefore += p.comments;
+  setTimeout(openWindow, SETTLE_MS);
+}
+
+let connectSummary: Record<string, unknown> = {};
+let aliveAtWindowStart = 0;
+
+function openWindow(): void {
+  // With shared rounds, the window opens half an interval after a round, so that no
+  // round's work straddles a window edge; per-client timers have no common phase.
+  let start = now();
+  if (SHARED_ROUNDS && newestSnapshotTime > 0) {
+    let aligned = newestSnapshotTime + INTERVAL_MS / 2;
+    while (aligned < start) aligned += INTERVAL_MS;
+    start = aligned;
+  }
+  setTimeout(
+    () => {
+      phase = 'window';
+      windowStart = start;
+      windowEnd = start + WINDOW_MS;
+      aliveAtWindowStart = clients.filter((c) => !c.closed && c.firstEventAt > 0).length;
+      cpuAtWindowStart = process.cpuUsage();
+      eventsAtWindowStart = eventsTotal;
+      emit({ type: 'window-start', t: now(), windowStart, alive: aliveAtWindowStart });
+      setTimeout(closeWindow, Math.max(0, windowEnd - now()));
+    },
+    Math.max(0, start - now()),
+  );
+}
+
+let cpuAtWindowStart: NodeJS.CpuUsage = { user: 0, system: 0 };
+let eventsAtWindowStart = 0;
+let windowCpuUsPerEvent = Number.NaN;
+
+let drainTimer: NodeJS.Timeout | null = null;
+function closeWindow(): void {
+  phase = 'drain';
+  const cpu = process.cpuUsage(cpuAtWindowStart);
+  windowCpuUsPerEvent = (cpu.user + cpu.system) / Math.max(1, eventsTotal - eventsAtWindowStart);
+  emit({ type: 'window-end', t: now(), windowEnd });
+  // Every in-window event reached a stream before that stream's first later event (TCP
+  // keeps order), so wait for each stream's next event, or the grace period.
+  drainTimer = setTimeout(finish, GRACE_MS);
+  maybeDrained();
+}
+
+function maybeDrained(): void {
+  for (const c of clients) {
+    if (!c.closed && c.firstEventAt > 0 && c.lastSnapshotTime < windowEnd) return;
+  }
+  finish();
+}
+
+let finished = false;
+function finish(): void {
+  if (finished) return;
+  finished = true;
+  if (drainTimer) clearTimeout(drainTimer);
+  const drainedAt = now();
+  const perClientExpected = Math.floor(WINDOW_MS / INTERVAL_MS);
+  let delivered = 0;
+  let gaps = 0;
+  let starved = 0;
+  let alive = 0;
+  for (const c of clients) {
+    if (c.firstEventAt === 0) continue;
+    if (!c.closed) alive++;
+    delivered += c.windowEvents;
+    if (c.windowEvents === 0) starved++;
+    else gaps += c.windowMaxSeq - c.windowMinSeq + 1 - c.windowEvents;
+  }
+  const rounds = roundDeliveries.size;
+  // Expected: one event per interval per stream that was open when the window opened.
+  const expected = aliveAtWindowStart * perClientExpected;
+  // Lost: events the server produced in the window that some open stream never got.
+  const lost = SHARED_ROUNDS ? Math.max(0, aliveAtWindowStart * rounds - delivered) : gaps;
+  const sorted = latencies.slice(0, latencyCount).sort();
+  let sum = 0;
+  for (let i = 0; i < sorted.length; i++) sum += sorted[i] as number;
+  let heartbeats = -heartbeatsBefore;
+  for (const p of parsers) heartbeats += p.comments;
+  const cpu = process.cpuUsage();
+  const result = {
+    type: 'result',
+    connect: connectSummary,
+    window: { start: windowStart, end: windowEnd, ms: WINDOW_MS, drainMs: round3(drainedAt - windowEnd) },
+    aliveAtWindowStart,
+    aliveAtEnd: alive,
+    closedDuringWindow,
+    delivered,
+    expected,
+    lost,
+    roundsSeen: SHARED_ROUNDS ? rounds : null,
+    starvedClients: starved,
+    latencyMs: {
+      count: sorted.length,
+      overflow: latencyOverflow,
+      p50: round3(percentile(sorted, 50)),
+      p90: round3(percentile(sorted, 90)),
+      p99: round3(percentile(sorted, 99)),
+      max: round3(percentile(sorted, 100)),
+      mean: round3(sorted.length ? sum / sorted.length : Number.NaN),
+    },
+    eventsTotal,
+    badEvents,
+    fullParses,
+    doneEvents,
+    heartbeatsInWindowAndAfter: heartbeats,
+    bytesReceived,
+    loadgen: { cpuMs: Math.round((cpu.user + cpu.system) / 1000), windowCpuUsPerEvent: round3(windowCpuUsPerEvent), rssBytes: process.memoryUsage.rss() },
+  };
+  phase = 'leaving';
+  emit({ type: 'leaving', t: now() });
+  for (const c of clients) c.socket?.destroy();
+  emit(result);
+  clearTimeout(hardDeadline);
+  // Let the destroys reach the kernel, then go.
+  setTimeout(() => process.exit(0), 50);
+}
+
+connectDeadline = setTimeout(() => {
+  // Give up on streams that have no first event yet; measure with the rest.
+  process.stderr.write(`loadgen: connect deadline: ${firstEvents}/${CLIENTS} have their first event\n`);
+  phase = 'settle'; // stops launching
+  for (const c of clients) {
+    if (c.firstEventAt === 0 && !c.closed) {
+      countError('no first event by deadline');
+      c.closed = true;
+      c.socket?.destroy();
+    }
+  }
+  if (launched < CLIENTS) errors['never launched'] = CLIENTS - launched;
+  connectPhaseDone();
+}, CONNECT_TIMEOUT_MS);
+
+launchMore();
