@@ -16,6 +16,7 @@
 
 import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { intFlag } from './flags.ts';
 import { ResponseParser, SseParser, type SseEvent } from './sse-parser.ts';
 
 const HOST = '127.0.0.1';
@@ -43,22 +44,13 @@ const { values: flags } = parseArgs({
   strict: true,
 });
 
-function intFlag(name: string, value: string | undefined, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`loadgen: --${name} must be an integer ${min}-${max}, got ${JSON.stringify(value)}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const PORT = intFlag('port', flags.port, 1, 65535);
-const CLIENTS = intFlag('clients', flags.clients, 1, MAX_CLIENTS);
-const INTERVAL_MS = intFlag('interval', flags.interval, 100, 3_600_000);
-const WINDOW_MS = intFlag('seconds', flags.seconds, 1, 3600) * 1000;
-const CONCURRENCY = intFlag('concurrency', flags.concurrency, 1, MAX_CLIENTS);
-const CONNECT_TIMEOUT_MS = intFlag('connect-timeout', flags['connect-timeout'], 1000, 600_000);
-const SETTLE_MS = intFlag('settle', flags.settle, 0, 60_000);
+const PORT = intFlag('loadgen', 'port', flags.port, 1, 65535);
+const CLIENTS = intFlag('loadgen', 'clients', flags.clients, 1, MAX_CLIENTS);
+const INTERVAL_MS = intFlag('loadgen', 'interval', flags.interval, 100, 3_600_000);
+const WINDOW_MS = intFlag('loadgen', 'seconds', flags.seconds, 1, 3600) * 1000;
+const CONCURRENCY = intFlag('loadgen', 'concurrency', flags.concurrency, 1, MAX_CLIENTS);
+const CONNECT_TIMEOUT_MS = intFlag('loadgen', 'connect-timeout', flags['connect-timeout'], 1000, 600_000);
+const SETTLE_MS = intFlag('loadgen', 'settle', flags.settle, 0, 60_000);
 if (flags.rounds !== 'shared' && flags.rounds !== 'per-client') {
   process.stderr.write(`loadgen: --rounds must be shared or per-client, got ${JSON.stringify(flags.rounds)}\n`);
   process.exit(2);

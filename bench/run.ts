@@ -38,6 +38,7 @@ import { createInterface } from 'node:readline';
 import { dirname, join, resolve, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { intFlag } from './flags.ts';
 import os from 'node:os';
 import { summarize, formatSummary, type CpuProfile } from './profile.ts';
 
@@ -84,23 +85,14 @@ if (flags.help) {
   process.exit(0);
 }
 
-function intFlag(name: string, value: string | undefined, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    process.stderr.write(`bench: --${name} must be an integer ${min}-${max}, got ${JSON.stringify(value)}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-const CLIENTS = intFlag('clients', flags.clients, 1, 50_000);
-const INTERVAL_MS = intFlag('interval', flags.interval, 100, 60_000);
-const SECONDS = intFlag('seconds', flags.seconds, 1, 600);
-const CONCURRENCY = intFlag('concurrency', flags.concurrency, 1, 50_000);
-const HEARTBEAT_MS = flags.heartbeat === undefined ? undefined : intFlag('heartbeat', flags.heartbeat, 0, 3_600_000);
+const CLIENTS = intFlag('bench', 'clients', flags.clients, 1, 50_000);
+const INTERVAL_MS = intFlag('bench', 'interval', flags.interval, 100, 60_000);
+const SECONDS = intFlag('bench', 'seconds', flags.seconds, 1, 600);
+const CONCURRENCY = intFlag('bench', 'concurrency', flags.concurrency, 1, 50_000);
+const HEARTBEAT_MS = flags.heartbeat === undefined ? undefined : intFlag('bench', 'heartbeat', flags.heartbeat, 0, 3_600_000);
 const SERVER_DIR = resolve(flags['server-dir']);
 /** How long after the clients leave RSS is watched for its return to near the start. */
-const AFTER_MAX_MS = intFlag('after', flags.after, 0, 600) * 1000;
+const AFTER_MAX_MS = intFlag('bench', 'after', flags.after, 0, 600) * 1000;
 /** "Near the start": RSS at most this many times its value before the clients came. */
 const NEAR_START_FACTOR = 1.5;
 const NODE_ARGS = flags['node-arg'];
