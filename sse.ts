@@ -121,6 +121,8 @@ export interface HubOptions {
   readonly historySize: number;
   readonly maxClients: number;
   readonly maxBufferedBytes: number;
+  /** Streams written per turn of the event loop in a broadcast; BROADCAST_SLICE by default. */
+  readonly broadcastSlice?: number;
   /** Called after a stream is registered and its first frames are written. */
   readonly onOpen?: (stream: SseStream) => void;
   /** Called once per stream, after it is unregistered. */
@@ -191,9 +193,13 @@ export class SseHub {
     this.#write(stream, this.#retryFrame, Date.now());
     const replay = this.#eventsAfter(lastEventId);
     if (replay !== null) {
-      for (const entry of replay) this.#writeEvent(stream, entry.frame, entry.seq);
+      for (const entry of replay) this.#writeEvent(stream, entry.frame);
+      // Up to date now, also when it named the newest event: a broadcast of that event
+      // still under way must not send it again.
+      stream.lastSeq = this.#seq;
     } else if (sendLatest && this.#latest !== null) {
-      this.#writeEvent(stream, this.#latest, this.#seq);
+      this.#writeEvent(stream, this.#latest);
+      stream.lastSeq = this.#seq;
     }
     if (this.#heartbeatTimer === null) this.#scheduleHeartbeat(this.#options.heartbeatMs);
     this.#options.onOpen?.(stream);
@@ -213,12 +219,12 @@ export class SseHub {
     // A broadcast still running finishes first, so every stream gets events in order.
     if (this.#broadcast !== null) this.#runBroadcast(this.#broadcast, Number.POSITIVE_INFINITY);
     this.#broadcast = { seq: this.#seq, frame, streams: this.#streams.values() };
-    this.#runBroadcast(this.#broadcast, BROADCAST_SLICE);
+    this.#runBroadcast(this.#broadcast, this.#options.broadcastSlice ?? BROADCAST_SLICE);
     return id;
   }
 
   readonly #continueBroadcast = (): void => {
-    if (this.#broadcast !== null) this.#runBroadcast(this.#broadcast, BROADCAST_SLICE);
+    if (this.#broadcast !== null) this.#runBroadcast(this.#broadcast, this.#options.broadcastSlice ?? BROADCAST_SLICE);
   };
 
   // A broadcast goes out in slices of BROADCAST_SLICE streams, one macrotask each. Every
@@ -309,8 +315,7 @@ export class SseHub {
     return written;
   }
 
-  #writeEvent(stream: SseStream, frame: Buffer, seq = 0): void {
-    if (seq > stream.lastSeq) stream.lastSeq = seq;
+  #writeEvent(stream: SseStream, frame: Buffer): void {
     if (this.#write(stream, frame, Date.now())) this.stats.eventsSent++;
   }
 

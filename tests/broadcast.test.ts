@@ -2,7 +2,10 @@
 // hub writes it in slices (more streams than one slice) and streams open meanwhile.
 
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { SseHub } from '../sse.ts';
 import { openStream, startInProcess, waitFor, type SseClient } from './helpers.ts';
 
 // More than two slices of sse.ts's BROADCAST_SLICE (500).
@@ -36,5 +39,36 @@ test('every stream gets every event exactly once and in order when a broadcast s
   } finally {
     for (const c of clients) c.close();
     await service.close();
+  }
+});
+
+test('a stream that opens while a broadcast is under way gets that event once, and a resumer naming it not again', async () => {
+  // The hub alone, behind a plain server, writing one stream per turn of the event loop, so
+  // that a broadcast to 500 streams lasts long enough for new streams to open during it.
+  const hub = new SseHub({ retryMs: 1000, heartbeatMs: 0, historySize: 10, maxClients: 2000, maxBufferedBytes: 1 << 20, broadcastSlice: 1 });
+  const server = http.createServer((req, res) => hub.open(res, (req.headers['last-event-id'] as string | undefined) ?? null, true));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const clients: SseClient[] = [];
+  try {
+    for (let i = 0; i < 500; i += 100) clients.push(...(await Promise.all(Array.from({ length: 100 }, () => openStream(url)))));
+    const first = hub.publish('one');
+    const [fresh, resumers] = await Promise.all([
+      Promise.all(Array.from({ length: 20 }, () => openStream(url))),
+      Promise.all(Array.from({ length: 20 }, () => openStream(url, { 'Last-Event-ID': first }))),
+    ]);
+    // They opened before the broadcast reached its end: it had not yet reached the last early stream.
+    const last = clients.at(-1)!;
+    assert.equal(last.events.length, 0, 'the broadcast was over before the new streams opened: the test proves nothing');
+    await waitFor(() => last.events.length === 1, 10_000, 'the broadcast to end');
+    const second = hub.publish('two');
+    await waitFor(() => [...fresh, ...resumers].every((c) => c.events.some((e) => e.id === second)), 10_000, 'the second event');
+    for (const c of fresh) assert.deepEqual(c.events.map((e) => e.id), [first, second]);
+    for (const c of resumers) assert.deepEqual(c.events.map((e) => e.id), [second]);
+    clients.push(...fresh, ...resumers);
+  } finally {
+    for (const c of clients) c.close();
+    server.closeAllConnections();
+    server.close();
   }
 });
