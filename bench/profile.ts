@@ -84,14 +84,20 @@ function category(frame: CallFrame): string {
   return 'our code';
 }
 
-export function summarize(profile: CpuProfile, options: { top?: number; fromS?: number; toS?: number } = {}): ProfileSummary {
-  const top = options.top ?? 25;
+/** The profile's call tree as two maps: node by id, and each node's parent id. */
+function indexNodes(profile: CpuProfile): { byId: Map<number, ProfileNode>; parent: Map<number, number> } {
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
   for (const node of profile.nodes) {
     byId.set(node.id, node);
     for (const child of node.children ?? []) parent.set(child, node.id);
   }
+  return { byId, parent };
+}
+
+export function summarize(profile: CpuProfile, options: { top?: number; fromS?: number; toS?: number } = {}): ProfileSummary {
+  const top = options.top ?? 25;
+  const { byId, parent } = indexNodes(profile);
   const selfUs = new Map<string, number>();
   const totalUs = new Map<string, number>();
   const catUs = new Map<string, number>();
@@ -144,12 +150,7 @@ export function summarize(profile: CpuProfile, options: { top?: number; fromS?: 
 
 /** Folded stacks ("root;caller;callee count-in-µs" per line) for flamegraph.pl or speedscope. */
 export function folded(profile: CpuProfile): string {
-  const byId = new Map<number, ProfileNode>();
-  const parent = new Map<number, number>();
-  for (const node of profile.nodes) {
-    byId.set(node.id, node);
-    for (const child of node.children ?? []) parent.set(child, node.id);
-  }
+  const { byId, parent } = indexNodes(profile);
   const stacks = new Map<number, number>();
   const n = profile.samples.length;
   for (let i = 0; i + 1 < n; i++) {

@@ -499,17 +499,15 @@ async function benchServer(spec: ServerSpec, profDir: string | null): Promise<Se
 
     let rssReady = 0;
     let cpuReady = 0;
-    let cpuW0 = 0;
-    let cpuW1 = 0;
-    let systemW0 = 0;
-    let systemW1 = 0;
-    let loadgenW0 = 0;
-    let loadgenW1 = 0;
-    let machineW0 = 0;
-    let machineW1 = 0;
+    // CPU ticks of the server (all, and in the kernel), the load generator and the whole
+    // machine, and the time, read at the start and at the end of the steady window.
+    const readCounters = () => {
+      const [user, system] = cpuSplit(pid);
+      return { cpu: user + system, system, loadgen: cpuTicks(loadgenPid), machine: machineBusyTicks(), t: now() };
+    };
+    let w0 = { cpu: 0, system: 0, loadgen: 0, machine: 0, t: 0 };
+    let w1 = w0;
     const loadgenPid = loadgen.pid as number;
-    let tW0 = 0;
-    let tW1 = 0;
     let rssPeak = 0;
     let rssSum = 0;
     let rssSamples = 0;
@@ -544,11 +542,7 @@ async function benchServer(spec: ServerSpec, profDir: string | null): Promise<Se
           break;
         }
         case 'window-start':
-          [cpuW0, systemW0] = cpuSplit(pid);
-          cpuW0 += systemW0;
-          loadgenW0 = cpuTicks(loadgenPid);
-          machineW0 = machineBusyTicks();
-          tW0 = now();
+          w0 = readCounters();
           windowStartEpoch = msg.windowStart as number;
           rssPeak = rssBytes(pid);
           rssSum = rssPeak;
@@ -567,11 +561,7 @@ async function benchServer(spec: ServerSpec, profDir: string | null): Promise<Se
           process.stderr.write(`bench: ${spec.name}: steady window of ${SECONDS} s\n`);
           break;
         case 'window-end':
-          [cpuW1, systemW1] = cpuSplit(pid);
-          cpuW1 += systemW1;
-          loadgenW1 = cpuTicks(loadgenPid);
-          machineW1 = machineBusyTicks();
-          tW1 = now();
+          w1 = readCounters();
           windowEndEpoch = msg.windowEnd as number;
           if (rssSampler) clearInterval(rssSampler);
           rssPeak = Math.max(rssPeak, rssBytes(pid));
@@ -645,7 +635,7 @@ async function benchServer(spec: ServerSpec, profDir: string | null): Promise<Se
     }
 
     const alive = res.aliveAtWindowStart;
-    const windowUs = (tW1 - tW0) * 1000;
+    const windowUs = (w1.t - w0.t) * 1000;
     return {
       name: spec.name,
       clients: CLIENTS,
@@ -655,12 +645,12 @@ async function benchServer(spec: ServerSpec, profDir: string | null): Promise<Se
       memPerStreamKiB: r2((rssPeak - rssBefore) / Math.max(1, alive) / 1024),
       memPerStreamMeanKiB: r2((rssSum / Math.max(1, rssSamples) - rssBefore) / Math.max(1, alive) / 1024),
       memPerStreamAtReadyKiB: r2((rssReady - rssBefore) / Math.max(1, res.connect.withFirstEvent) / 1024),
-      cpuUsPerEvent: r2(ticksToUs(cpuW1 - cpuW0) / Math.max(1, res.delivered)),
-      cpuPercentInWindow: r1((100 * ticksToUs(cpuW1 - cpuW0)) / windowUs),
-      kernelSharePercent: r1((100 * (systemW1 - systemW0)) / Math.max(1, cpuW1 - cpuW0)),
-      loadgenCpuPercentInWindow: r1((100 * ticksToUs(loadgenW1 - loadgenW0)) / windowUs),
+      cpuUsPerEvent: r2(ticksToUs(w1.cpu - w0.cpu) / Math.max(1, res.delivered)),
+      cpuPercentInWindow: r1((100 * ticksToUs(w1.cpu - w0.cpu)) / windowUs),
+      kernelSharePercent: r1((100 * (w1.system - w0.system)) / Math.max(1, w1.cpu - w0.cpu)),
+      loadgenCpuPercentInWindow: r1((100 * ticksToUs(w1.loadgen - w0.loadgen)) / windowUs),
       otherCpuPercentInWindow: r1(
-        (100 * ticksToUs(Math.max(0, machineW1 - machineW0 - (cpuW1 - cpuW0) - (loadgenW1 - loadgenW0)))) / windowUs,
+        (100 * ticksToUs(Math.max(0, w1.machine - w0.machine - (w1.cpu - w0.cpu) - (w1.loadgen - w0.loadgen)))) / windowUs,
       ),
       connectCpuUsPerStream: r1(ticksToUs(cpuReady - cpuBefore) / Math.max(1, res.connect.withFirstEvent)),
       latencyP50Ms: res.latencyMs.p50,
