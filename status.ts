@@ -180,6 +180,8 @@ export class StatusPoller {
   #inFlight: Promise<Latest> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #active = false;
+  /** performance.now() when the latest round started: the next starts one interval later. */
+  #lastStartMs = 0;
 
   constructor(options: PollerOptions) {
     this.#options = options;
@@ -201,15 +203,11 @@ export class StatusPoller {
    * round starts now (or the running one is joined), else the next is timed from the last.
    */
   start(): void {
-    if (this.#active) {
-      if (this.#inFlight === null && this.fresh() === null) void this.round();
-      return;
-    }
+    const wasActive = this.#active;
     this.#active = true;
     if (this.#inFlight !== null) return; // the running round schedules the next
-    const latest = this.fresh();
-    if (latest === null) void this.round();
-    else this.#schedule(latest.atMs + this.#options.intervalMs - performance.now());
+    if (this.fresh() === null) void this.round();
+    else if (!wasActive) this.#schedule(this.#lastStartMs + this.#options.intervalMs - performance.now());
   }
 
   /** Stops polling (the last stream closed): no further rounds; a running one completes. */
@@ -227,6 +225,7 @@ export class StatusPoller {
     const startMs = performance.now();
     this.#inFlight = this.#runRound().finally(() => {
       this.#inFlight = null;
+      this.#lastStartMs = startMs;
       if (this.#active) this.#schedule(startMs + this.#options.intervalMs - performance.now());
     });
     return this.#inFlight;
