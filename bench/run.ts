@@ -1,16 +1,18 @@
 // bench/run.ts: `npm run bench`. Measures what status-stream exists for (holding many
-// streams and delivering each status to all of them at once) against a naive baseline
-// (bench/naive-server.ts) in the same run, so that every figure also stands as a ratio,
-// which a noisy machine moves much less than the figure itself.
+// streams and delivering each status to all of them at once) against two other servers in
+// the same run, so that every figure also stands as a ratio, which a noisy machine moves
+// much less than the figure itself: a naive baseline (bench/naive-server.ts, the card done
+// the obvious way) and a floor (bench/floor-server.ts, the least any Node server can do per
+// event: one shared Buffer written to every socket, no node:http after the request head).
 //
 // For each server in turn: start it as its own process on a free 127.0.0.1 port, start
 // bench/loadgen.ts as another process, and sample the server from outside, from /proc
 // (VmRSS; utime and stime; its open descriptors), at the moments the load generator
 // reports. status-stream runs with the node flags of `npm start`. Every child is killed by
 // its PID at the end, on error and on SIGINT. Prints a table and writes JSON. Only ever
-// talks to 127.0.0.1; a default run takes about two and a half minutes.
+// talks to 127.0.0.1; a default run takes about three and a half minutes.
 //
-//   npm run bench -- [--clients 10000] [--interval 1000] [--seconds 20] [--only status-stream|naive]
+//   npm run bench -- [--clients 10000] [--interval 1000] [--seconds 20] [--only status-stream|naive|floor]
 //       [--out bench/results/latest.json] [--concurrency 2000] [--heartbeat MS] [--after 20]
 //       [--cpu-prof] [--node PATH] [--browser-headers]
 //       [--node-arg=--max-semi-space-size=2] [--server-env NAME=VALUE] [--server-dir DIR] [--server-script FILE]
@@ -179,6 +181,14 @@ const ALL_SERVERS: ServerSpec[] = [
     cwd: REPO_DIR,
     script: join('bench', 'naive-server.ts'),
     rounds: 'per-client',
+    env: { STATUS_INTERVAL_MS: String(INTERVAL_MS) },
+    nodeArgs: [],
+  },
+  {
+    name: 'floor',
+    cwd: REPO_DIR,
+    script: join('bench', 'floor-server.ts'),
+    rounds: 'shared',
     env: { STATUS_INTERVAL_MS: String(INTERVAL_MS) },
     nodeArgs: [],
   },
@@ -748,25 +758,32 @@ function rowsFor(settings: Settings): Row[] {
   ];
 }
 
-function ratio(row: Row, ours: ServerResult, naive: ServerResult): number | null {
+/** The servers status-stream is compared with, each in a ratio column of its own. */
+const BASELINES = ['naive', 'floor'] as const;
+
+function ratio(row: Row, ours: ServerResult, other: ServerResult): number | null {
   if (row.ratio === false) return null;
   const a = row.value(ours);
-  const b = row.value(naive);
+  const b = row.value(other);
   return a !== null && b !== null && b !== 0 && Number.isFinite(a / b) ? a / b : null;
 }
 
-function ratioText(row: Row, ours: ServerResult, naive: ServerResult): string {
-  const x = ratio(row, ours, naive);
+function ratioText(row: Row, ours: ServerResult, other: ServerResult): string {
+  const x = ratio(row, ours, other);
   if (x === null) return '';
   return `${x >= 0.1 ? x.toFixed(2) : x >= 0.01 ? x.toFixed(3) : x.toPrecision(2)}x`;
 }
 
-function table(results: ServerResult[], rows: Row[]): string {
+/** status-stream's result and the baselines measured with it in this run. */
+function comparisons(results: ServerResult[]): { ours: ServerResult | undefined; others: ServerResult[] } {
   const ours = results.find((r) => r.name === 'status-stream');
-  const naive = results.find((r) => r.name === 'naive');
-  const header = ['metric', ...results.map((r) => r.name)];
-  if (ours && naive) header.push('ratio');
-  header.push('target');
+  const others = ours ? BASELINES.flatMap((name) => results.filter((r) => r.name === name)) : [];
+  return { ours, others };
+}
+
+function table(results: ServerResult[], rows: Row[]): string {
+  const { ours, others } = comparisons(results);
+  const header = ['metric', ...results.map((r) => r.name), ...others.map((o) => `/ ${o.name}`), 'target'];
   if (ours) header.push('met');
   const body: string[][] = [];
   for (const row of rows) {
@@ -775,7 +792,7 @@ function table(results: ServerResult[], rows: Row[]): string {
       const v = row.value(r);
       cells.push(v === null ? 'n/a' : row.format(v, r));
     }
-    if (ours && naive) cells.push(ratioText(row, ours, naive));
+    if (ours) for (const other of others) cells.push(ratioText(row, ours, other));
     cells.push(row.target);
     if (ours) {
       const v = row.value(ours);
@@ -835,13 +852,17 @@ async function main(): Promise<void> {
   }
   const settings: Settings = { clients: CLIENTS, intervalMs: INTERVAL_MS, seconds: SECONDS, afterS: AFTER_MAX_MS / 1000 };
   const rows = rowsFor(settings);
-  const ratios: Record<string, number | null> = {};
-  const ours = results.find((r) => r.name === 'status-stream');
-  const naive = results.find((r) => r.name === 'naive');
-  if (ours && naive) {
-    for (const row of rows) {
-      const x = ratio(row, ours, naive);
-      ratios[row.label] = x === null ? null : Math.round(x * 10000) / 10000;
+  // ratios[baseline][row label] = status-stream / baseline.
+  const ratios: Record<string, Record<string, number | null>> = {};
+  const { ours, others } = comparisons(results);
+  if (ours) {
+    for (const other of others) {
+      const byRow: Record<string, number | null> = {};
+      for (const row of rows) {
+        const x = ratio(row, ours, other);
+        byRow[row.label] = x === null ? null : Math.round(x * 10000) / 10000;
+      }
+      ratios[other.name] = byRow;
     }
   }
   const report = {
@@ -874,7 +895,7 @@ function render(report: Report): string {
   return (
     `${s.clients} streams, one event per ${s.intervalMs} ms, ${s.seconds} s steady window; ${String(m.cores)} x ${String(m.cpu)}, ` +
     `${String(m.memGiB)} GiB, ${String(m.os)}, servers on Node ${String(m.serverNode)}; load generator on the same machine\n\n` +
-    `${table(report.results, rowsFor(s))}\n\nratio = status-stream / naive\n`
+    `${table(report.results, rowsFor(s))}\n\n/ naive, / floor = status-stream's figure divided by that server's\n`
   );
 }
 
