@@ -186,7 +186,10 @@ export class SseHub {
     const stream = new SseStream(res);
     this.#streams.add(stream);
     this.stats.connectionsTotal++;
-    res.once('close', () => this.#cleanup(stream));
+    // The connection's 'close' rather than the response's: a response queued behind another
+    // on a pipelined connection has no socket yet, and Node emits no 'close' on it when the
+    // connection goes; the connection's 'close' comes for every reason it ends.
+    res.req.socket.once('close', () => this.#cleanup(stream));
     // Nagle would hold a small frame back for up to 200 ms waiting for more (RFC 896).
     res.socket?.setNoDelay(true);
     res.writeHead(200, SSE_HEADERS);
@@ -362,8 +365,7 @@ export class SseHub {
     this.#heartbeatTimer = null;
   }
 
-  // Attached once per stream to the response's 'close', which Node emits when the socket
-  // closes for any reason (client gone, dropped, shut down) or the ended response is done.
+  // Attached once per stream to its connection's 'close': client gone, dropped, shut down.
   #cleanup(stream: SseStream): void {
     if (!this.#streams.delete(stream)) return;
     if (this.#streams.size === 0) this.#stopHeartbeats();

@@ -180,3 +180,47 @@ test('stops the poller when the last stream closes, and starts it with the next'
   assert.equal(service.poller.active, true);
   client.close();
 });
+
+/** A raw connection that sends `requests` at once and collects every byte it gets. */
+async function rawConnection(requests: string): Promise<{ text: () => string; close: () => void }> {
+  const socket = net.connect(service.port, '127.0.0.1');
+  await withDeadline(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'connect');
+  let received = '';
+  socket.setEncoding('utf8').on('data', (text: string) => (received += text));
+  socket.write(requests);
+  return { text: () => received, close: () => socket.destroy() };
+}
+
+test('a stream pipelined behind another on one connection waits its turn and is written by Node', async () => {
+  // The second response has no socket while the first never ends: its frames stay in
+  // Node's response buffer (the fallback of a broadcast), so nothing of it reaches the
+  // wire in between the first stream's chunks.
+  // The streams of earlier tests are gone once their 'close' has been handled.
+  await waitFor(() => service.hub.size === 0, 5000, 'no stream open');
+  const request = 'GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+  const conn = await rawConnection(request + request);
+  try {
+    await waitFor(() => service.hub.size === 2, 5000, 'both streams registered');
+    await waitFor(() => (conn.text().match(/\nid: /g) ?? []).length >= 3, 20 * INTERVAL_MS, 'three events');
+    const text = conn.text();
+    assert.equal(text.match(/^HTTP\/1\.1 200 /gm)?.length, 1, 'one response head on the wire');
+    // The body is a well-formed chunked stream: every chunk is exactly its announced size.
+    let body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    let chunks = 0;
+    while (body.length > 0) {
+      const m = /^([0-9a-f]+)\r\n/.exec(body);
+      assert.ok(m, `a chunk starts at ${JSON.stringify(body.slice(0, 40))}`);
+      const size = parseInt(m[1] as string, 16);
+      const end = m[0].length + size;
+      if (body.length < end + 2) break; // the last chunk may still be arriving
+      assert.equal(body.slice(end, end + 2), '\r\n');
+      assert.ok(body.slice(m[0].length, end).endsWith('\n\n'));
+      body = body.slice(end + 2);
+      chunks++;
+    }
+    assert.ok(chunks >= 4, `chunks: ${chunks}`);
+  } finally {
+    conn.close();
+  }
+  await waitFor(() => service.hub.size === 0, 5000, 'both streams unregistered when the connection closes');
+});
