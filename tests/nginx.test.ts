@@ -129,6 +129,24 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
     });
   });
 
+  test('streams events one by one through a config that proxies with HTTP/1.0, Nginx\'s default, where the service does not chunk', async () => {
+    // To an HTTP/1.0 request Node answers with the bare body up to the connection's end,
+    // and the hub's broadcasts must write the bare frames too (not the chunk-encoded copy).
+    await withNginx([fast.port], [['proxy_http_version 1.1;', 'proxy_http_version 1.0;']], async (url) => {
+      const client = await openStream(`${url}/events`);
+      try {
+        assert.equal(client.status, 200);
+        const events = await client.waitForEvents(6, 10_000);
+        assertPaced(events.slice(0, 6), 'proxy_http_version 1.0');
+        // Every line of the body is an SSE field or a blank line: no chunk sizes, no CR.
+        assert.doesNotMatch(client.raw, /\r/);
+        for (const line of client.raw.split('\n')) assert.match(line, /^$|^(retry|id|data|event): |^: /, JSON.stringify(line));
+      } finally {
+        client.close();
+      }
+    });
+  });
+
   const gzipEverything: Edit[] = [
     ['proxy_buffering off;', 'proxy_buffering on;'],
     ['gzip_types application/json text/plain;', 'gzip_types text/event-stream application/json text/plain;'],

@@ -91,24 +91,54 @@ test('a second stream gets the latest snapshot at once, the same bytes the first
 });
 
 test('writes each frame with exactly one write() call', async () => {
-  const original = http.ServerResponse.prototype.write;
-  const writes: string[] = [];
+  // A frame goes out either through ServerResponse.write() (the first frames, heartbeats,
+  // shutdown), which Node chunk-encodes, or, in a broadcast, as one write() to the socket
+  // of the event already encoded as one HTTP chunk. Writes Node itself makes to the socket
+  // inside ServerResponse.write() are its pieces of that one call, not ours.
+  const originalRes = http.ServerResponse.prototype.write;
+  const originalSocket = net.Socket.prototype.write;
+  const frames: string[] = [];
+  const socketWrites: { port: number | undefined; bytes: string }[] = [];
+  let insideResponseWrite = 0;
   http.ServerResponse.prototype.write = function (this: http.ServerResponse, chunk: unknown, ...rest: unknown[]) {
-    if (this.req.url === '/events') writes.push(String(chunk));
-    return (original as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
-  } as typeof original;
+    if (this.req.url === '/events') frames.push(String(chunk));
+    insideResponseWrite++;
+    try {
+      return (originalRes as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } finally {
+      insideResponseWrite--;
+    }
+  } as typeof originalRes;
+  net.Socket.prototype.write = function (this: net.Socket, chunk: unknown, ...rest: unknown[]) {
+    if (insideResponseWrite === 0) socketWrites.push({ port: this.remotePort, bytes: String(chunk) });
+    return (originalSocket as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as typeof originalSocket;
+  let localPort: number | undefined;
   try {
     const client = await openStream(`${service.url}/events`);
-    await client.waitForEvents(3, 20 * INTERVAL_MS);
+    localPort = client.req.socket!.localPort;
+    await client.waitForEvents(4, 20 * INTERVAL_MS);
     client.close();
   } finally {
-    http.ServerResponse.prototype.write = original;
+    http.ServerResponse.prototype.write = originalRes;
+    net.Socket.prototype.write = originalSocket;
   }
-  assert.ok(writes.length >= 4, `writes: ${writes.length}`);
-  for (const chunk of writes) {
+  const broadcasts = socketWrites.filter((w) => w.port === localPort).map((w) => w.bytes);
+  assert.ok(broadcasts.length >= 2, `direct socket writes: ${broadcasts.length}`);
+  for (const bytes of broadcasts) {
+    // One whole chunk: size in hex, CRLF, exactly that many bytes, CRLF, and nothing else.
+    const m = /^([0-9a-f]+)\r\n/.exec(bytes);
+    assert.ok(m, JSON.stringify(bytes));
+    const payload = bytes.slice(m[0].length, bytes.length - 2);
+    assert.equal(Buffer.byteLength(payload), parseInt(m[1] as string, 16), JSON.stringify(bytes));
+    assert.ok(bytes.endsWith('\r\n'), JSON.stringify(bytes));
+    frames.push(payload);
+  }
+  assert.ok(frames.length >= 5, `frames: ${frames.length}`);
+  for (const frame of frames) {
     // A whole frame per write: it ends with the blank line and holds no other blank line.
-    assert.ok(chunk.endsWith('\n\n'), JSON.stringify(chunk));
-    assert.equal(chunk.indexOf('\n\n'), chunk.length - 2, JSON.stringify(chunk));
+    assert.ok(frame.endsWith('\n\n'), JSON.stringify(frame));
+    assert.equal(frame.indexOf('\n\n'), frame.length - 2, JSON.stringify(frame));
   }
 });
 
@@ -182,14 +212,33 @@ test('stops the poller when the last stream closes, and starts it with the next'
 });
 
 /** A raw connection that sends `requests` at once and collects every byte it gets. */
-async function rawConnection(requests: string): Promise<{ text: () => string; close: () => void }> {
+async function rawConnection(requests: string): Promise<{ text: () => string; close: () => void; halfClose: () => void }> {
   const socket = net.connect(service.port, '127.0.0.1');
   await withDeadline(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'connect');
   let received = '';
   socket.setEncoding('utf8').on('data', (text: string) => (received += text));
   socket.write(requests);
-  return { text: () => received, close: () => socket.destroy() };
+  return { text: () => received, close: () => socket.destroy(), halfClose: () => socket.end() };
 }
+
+test('an HTTP/1.0 client gets the frames unchunked, broadcasts included', async () => {
+  // Node does not chunk a response to HTTP/1.0 (its body ends with the connection), so a
+  // broadcast must not send it the chunk-encoded copy either.
+  const conn = await rawConnection('GET /events HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n');
+  try {
+    await waitFor(() => (conn.text().match(/^id: /gm) ?? []).length >= 3, 20 * INTERVAL_MS, 'three events');
+    const text = conn.text();
+    const [head = '', body = ''] = text.split('\r\n\r\n', 2).length === 2 ? [text.slice(0, text.indexOf('\r\n\r\n')), text.slice(text.indexOf('\r\n\r\n') + 4)] : [];
+    assert.match(head, /^HTTP\/1\.1 200 /);
+    assert.doesNotMatch(head, /transfer-encoding/i);
+    assert.doesNotMatch(body, /\r/, 'no chunk framing in the body');
+    const frames = body.split('\n\n').filter((f) => f !== '');
+    assert.match(frames[0] ?? '', /^retry: 1234$/);
+    for (const frame of frames.slice(1)) assert.match(frame, /^id: [0-9a-f]{16}-\d+\ndata: \{.*\}$/);
+  } finally {
+    conn.close();
+  }
+});
 
 test('a stream pipelined behind another on one connection waits its turn and is written by Node', async () => {
   // The second response has no socket while the first never ends: its frames stay in
@@ -223,4 +272,21 @@ test('a stream pipelined behind another on one connection waits its turn and is 
     conn.close();
   }
   await waitFor(() => service.hub.size === 0, 5000, 'both streams unregistered when the connection closes');
+});
+
+test('a client that half-closes its connection is unsubscribed, and broadcasts go on', async () => {
+  await waitFor(() => service.hub.size === 0, 5000, 'no stream open');
+  const conn = await rawConnection('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  const other = await openStream(`${service.url}/events`);
+  try {
+    await waitFor(() => /\nid: /.test(conn.text()), 20 * INTERVAL_MS, 'a first event');
+    conn.halfClose();
+    await waitFor(() => service.hub.size === 1, 5000, 'the half-closed stream unsubscribed');
+    const seen = other.events.length;
+    await other.waitForEvents(seen + 2, 20 * INTERVAL_MS);
+    assert.equal((await request(`${service.url}/healthz`)).status, 200);
+  } finally {
+    conn.close();
+    other.close();
+  }
 });
