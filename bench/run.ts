@@ -14,7 +14,7 @@
 //
 //   npm run bench -- [--clients 10000] [--interval 1000] [--seconds 20] [--only status-stream|naive|floor]
 //       [--out bench/results/latest.json] [--concurrency 2000] [--heartbeat MS] [--after 20]
-//       [--cpu-prof] [--node PATH] [--browser-headers]
+//       [--cpu-prof] [--node PATH] [--browser-headers] [--repeat 1]
 //       [--node-arg=--max-semi-space-size=2] [--server-env NAME=VALUE] [--server-dir DIR] [--server-script FILE]
 //
 // --clients, --interval, --seconds: streams, event interval (STATUS_INTERVAL_MS), length of
@@ -27,6 +27,8 @@
 //     EventSource request (the server holds them as long as the stream is open).
 // --cpu-prof: profile the servers (node --cpu-prof) and print where the steady window's
 //     time went; bench/profile.ts reads the .cpuprofile files again, and writes folded stacks.
+// --repeat N: run every server N times, taking turns, and report the median of each figure
+//     (the JSON keeps every run); p99 latency and CPU by run are printed under the table.
 // --table FILE: print the table of an earlier run's JSON again, and run nothing.
 // --node: the Node binary that runs the servers (>= 22.18 runs `node server.ts` directly).
 // --node-arg, --server-env, --server-dir, --server-script apply to status-stream only:
@@ -74,6 +76,7 @@ const { values: flags } = parseArgs({
     'server-env': { type: 'string', multiple: true, default: [] },
     node: { type: 'string', default: process.execPath },
     'browser-headers': { type: 'boolean', default: false },
+    repeat: { type: 'string', default: '1' },
     after: { type: 'string', default: '20' },
     table: { type: 'string' },
     help: { type: 'boolean', default: false },
@@ -90,6 +93,7 @@ if (flags.help) {
 const CLIENTS = intFlag('bench', 'clients', flags.clients, 1, 50_000);
 const INTERVAL_MS = intFlag('bench', 'interval', flags.interval, 100, 60_000);
 const SECONDS = intFlag('bench', 'seconds', flags.seconds, 1, 600);
+const REPEAT = intFlag('bench', 'repeat', flags.repeat, 1, 20);
 const CONCURRENCY = intFlag('bench', 'concurrency', flags.concurrency, 1, 50_000);
 const HEARTBEAT_MS = flags.heartbeat === undefined ? undefined : intFlag('bench', 'heartbeat', flags.heartbeat, 0, 3_600_000);
 const SERVER_DIR = resolve(flags['server-dir']);
@@ -707,6 +711,41 @@ interface Settings {
   intervalMs: number;
   seconds: number;
   afterS: number;
+  repeat?: number;
+}
+
+/**
+ * One server's runs as one result: every top-level figure is the median over the runs
+ * (NaN, "not within the time watched", counts as the largest), the rest is the first run's.
+ */
+function medianResult(runs: ServerResult[]): ServerResult {
+  const [first] = runs;
+  if (first === undefined) throw new Error('bench: no runs');
+  if (runs.length === 1) return first;
+  const median: Record<string, unknown> = { ...first };
+  for (const [key, value] of Object.entries(first)) {
+    if (typeof value !== 'number') continue;
+    const values = runs.map((r) => r[key as keyof ServerResult] as number).map((x) => (Number.isNaN(x) ? Number.POSITIVE_INFINITY : x));
+    values.sort((a, b) => a - b);
+    const mid = values.length >> 1;
+    const m = values.length % 2 === 1 ? (values[mid] as number) : ((values[mid - 1] as number) + (values[mid] as number)) / 2;
+    median[key] = Number.isFinite(m) ? Math.round(m * 1000) / 1000 : Number.NaN;
+  }
+  return median as unknown as ServerResult;
+}
+
+/** With --repeat: the figures the noise moves most, run by run. */
+function perRun(runs: ServerResult[] | undefined): string {
+  if (runs === undefined || runs.length <= new Set(runs.map((r) => r.name)).size) return '';
+  const names = [...new Set(runs.map((r) => r.name))];
+  const line = (label: string, value: (r: ServerResult) => number, digits: number): string =>
+    `${label} by run: ${names.map((n) => `${n} ${runs.filter((r) => r.name === n).map((r) => value(r).toFixed(digits)).join(', ')}`).join('; ')}\n`;
+  return (
+    line('latency p99 (ms)', (r) => r.latencyP99Ms, 1) +
+    line('server CPU per delivered event (us)', (r) => r.cpuUsPerEvent, 1) +
+    line('server memory per stream, peak (KiB)', (r) => r.memPerStreamKiB, 1) +
+    line('other processes CPU in window (% of a core)', (r) => r.otherCpuPercentInWindow, 1)
+  );
 }
 
 /** The table's rows; the targets are issue 6's, at the run's own settings. */
@@ -846,11 +885,13 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const command = argv.length === 0 ? 'npm run bench' : `npm run bench -- ${argv.join(' ')}`;
   const startedAt = new Date();
-  const results: ServerResult[] = [];
-  for (const spec of SERVERS) {
-    results.push(await benchServer(spec, profDir));
+  // Passes take turns, so that a noisy minute of the machine falls on every server alike.
+  const runs: ServerResult[] = [];
+  for (let pass = 0; pass < REPEAT; pass++) {
+    for (const spec of SERVERS) runs.push(await benchServer(spec, profDir));
   }
-  const settings: Settings = { clients: CLIENTS, intervalMs: INTERVAL_MS, seconds: SECONDS, afterS: AFTER_MAX_MS / 1000 };
+  const results = SERVERS.map((spec) => medianResult(runs.filter((r) => r.name === spec.name)));
+  const settings: Settings = { clients: CLIENTS, intervalMs: INTERVAL_MS, seconds: SECONDS, afterS: AFTER_MAX_MS / 1000, repeat: REPEAT };
   const rows = rowsFor(settings);
   // ratios[baseline][row label] = status-stream / baseline.
   const ratios: Record<string, Record<string, number | null>> = {};
@@ -879,6 +920,7 @@ async function main(): Promise<void> {
     machine: machine(),
     results,
     ratios,
+    runs,
   };
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
   process.stdout.write(`\n${render(report)}\nJSON: ${relative(process.cwd(), outFile)}\n`);
@@ -887,15 +929,19 @@ async function main(): Promise<void> {
 interface Report {
   settings: Settings;
   machine: Record<string, unknown>;
+  /** Per server: the run's figures, or with --repeat their medians. */
   results: ServerResult[];
+  /** Every run, in the order they ran (absent in reports from before --repeat). */
+  runs?: ServerResult[];
 }
 
 function render(report: Report): string {
   const { settings: s, machine: m } = report;
   return (
     `${s.clients} streams, one event per ${s.intervalMs} ms, ${s.seconds} s steady window; ${String(m.cores)} x ${String(m.cpu)}, ` +
-    `${String(m.memGiB)} GiB, ${String(m.os)}, servers on Node ${String(m.serverNode)}; load generator on the same machine\n\n` +
-    `${table(report.results, rowsFor(s))}\n\n/ naive, / floor = status-stream's figure divided by that server's\n`
+    `${String(m.memGiB)} GiB, ${String(m.os)}, servers on Node ${String(m.serverNode)}; load generator on the same machine` +
+    `${(s.repeat ?? 1) > 1 ? `; medians of ${s.repeat} runs each` : ''}\n\n` +
+    `${table(report.results, rowsFor(s))}\n\n/ naive, / floor = status-stream's figure divided by that server's\n${perRun(report.runs)}`
   );
 }
 
