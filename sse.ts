@@ -305,7 +305,7 @@ export class SseHub {
    * once. ServerResponse.write() would chunk-encode the frame again for every stream: a
    * hex length string and four pieces per write, gathered by the socket's Writable and
    * encoded by Node's C++ into one writev(). That path made each write cost about 3 µs
-   * more and the broadcast to 10,000 streams 40–80 ms longer (README, Performance).
+   * more and the broadcast to 10,000 streams 30–60 ms longer (README, Performance).
    * Node still decides the framing, at writeHead(): a chunked response (HTTP/1.1) gets the
    * frame as one chunk, encoded once per event; one that Node does not chunk (an HTTP/1.0
    * client or proxy: the body ends with the connection) gets the frame itself. The socket
