@@ -14,6 +14,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { encodeChunk } from '../sse.ts';
 
 const PORT = Number(process.env.PORT ?? 0);
 const HOST = process.env.HOST ?? '127.0.0.1';
@@ -29,10 +30,9 @@ let rounds = 0;
 let eventsSent = 0;
 let latestChunk: Buffer | null = null;
 
-/** One HTTP/1.1 chunk: size in hex, CRLF, the bytes, CRLF (RFC 9112 §7.1). */
+/** One HTTP/1.1 chunk of `payload`, encoded as the service encodes its broadcasts. */
 function chunk(payload: string): Buffer {
-  const body = Buffer.from(payload);
-  return Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n')]);
+  return encodeChunk(Buffer.from(payload));
 }
 
 const EVENTS_HEAD = Buffer.concat([
