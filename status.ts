@@ -13,6 +13,21 @@ import type { Logger } from './log.ts';
 
 export type OverallStatus = 'up' | 'degraded' | 'down';
 
+/** A check's state, and the overall status: `ok` in results means `state !== 'down'`. */
+export type CheckState = 'up' | 'degraded' | 'down';
+
+/** A change of a check's state (or of the overall status: `check` is null). */
+export interface Transition {
+  /** ISO 8601. */
+  readonly time: string;
+  readonly check: string | null;
+  /** null for a check's first state after start-up. */
+  readonly from: CheckState | null;
+  readonly to: CheckState;
+  /** One short sentence when `to` is not up. */
+  readonly reason: string | null;
+}
+
 export interface CheckResult {
   readonly name: string;
   readonly kind: 'http' | 'tcp';
