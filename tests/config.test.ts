@@ -1,10 +1,13 @@
-// Configuration: every variable of SPEC §2 validated, all problems reported at once,
-// exit 2 with one line per problem, and --help.
+// Configuration: every variable validated, all problems reported at once, exit 2 with one
+// line per problem, --help, and the README's table kept equal to the settings table.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, parseConfig, redactedConfig } from '../config.ts';
-import { runToExit } from './helpers.ts';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, SETTINGS, defaultMaxConnections, parseConfig, redactedConfig, softDescriptorLimit } from '../config.ts';
+import { ROOT, runToExit } from './helpers.ts';
 
 function problems(env: Record<string, string>): string[] {
   try {
@@ -21,9 +24,38 @@ test('uses the documented defaults when nothing is set', () => {
   assert.deepEqual({ ...config }, {
     port: 8080, host: '0.0.0.0', intervalMs: 10_000, checks: [], checkTimeoutMs: 2000, heartbeatMs: 15_000,
     retryMs: 3000, historySize: 100, maxClients: 10_000, maxBufferedBytes: 262_144, corsOrigins: [],
-    authToken: null, shutdownGraceMs: 5000, logLevel: 'info',
+    authToken: null, shutdownGraceMs: 5000, logLevel: 'info', title: hostname(), configFile: null, stateDir: null,
+    maxConnections: defaultMaxConnections(softDescriptorLimit(), {}), headersTimeoutMs: 10_000, publishToken: null,
   });
   assert.ok(Object.isFrozen(config));
+});
+
+test('caps connections below the descriptor limit, with room for every stream when the limit allows', () => {
+  assert.equal(defaultMaxConnections(20_000, {}), 19_936);
+  assert.equal(defaultMaxConnections(1024, {}), 960);
+  assert.equal(defaultMaxConnections(10_050, {}), 10_016, 'MAX_CLIENTS + 16 fits under the limit');
+  assert.equal(defaultMaxConnections(256, { MAX_CLIENTS: '100' }), 192);
+  assert.equal(defaultMaxConnections(null, {}), null);
+  assert.equal(parseConfig({ MAX_CONNECTIONS: '50' }).maxConnections, 50);
+  const limit = softDescriptorLimit();
+  assert.ok(limit === null || limit > 64, `read ${limit} from /proc/self/limits`);
+});
+
+test('PUBLISH_TOKEN must differ from AUTH_TOKEN and is never echoed', () => {
+  assert.deepEqual(problems({ AUTH_TOKEN: 'same-secret', PUBLISH_TOKEN: 'same-secret' }), [
+    'config: PUBLISH_TOKEN must differ from AUTH_TOKEN (a reader must not be able to write)',
+  ]);
+  const [problem] = problems({ PUBLISH_TOKEN: 'a secret' });
+  assert.match(problem, /PUBLISH_TOKEN must be visible ASCII/);
+  assert.doesNotMatch(problem, /secret/);
+  const logged = JSON.stringify(redactedConfig(parseConfig({ PUBLISH_TOKEN: 'pub-tok' })));
+  assert.doesNotMatch(logged, /pub-tok/);
+});
+
+test("the README's configuration table is the settings table", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const rows = [...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2].trim().replace(/^`|`$/g, '')]);
+  assert.deepEqual(rows, SETTINGS.map((s) => [s.name, s.shown]));
 });
 
 test('accepts valid values at the edges of each range', () => {
@@ -69,7 +101,8 @@ test('names the variable, the value and what is accepted for each bad value', ()
 test('reports every problem at once', () => {
   const found = problems({ PORT: 'x', RETRY_MS: 'y', LOG_LEVEL: 'z', CHECKS: 'ftp://a' });
   assert.equal(found.length, 4);
-  assert.deepEqual(found.map((p) => p.split(' ')[1]), ['PORT', 'RETRY_MS', 'LOG_LEVEL', 'CHECKS']);
+  // In the order of the settings table, which --help and the README follow.
+  assert.deepEqual(found.map((p) => p.split(' ')[1]), ['PORT', 'CHECKS', 'RETRY_MS', 'LOG_LEVEL']);
 });
 
 test('never echoes a bad AUTH_TOKEN', () => {
@@ -144,8 +177,8 @@ test('a bad value stops start-up with exit code 2 and one line per problem on st
 test('--help prints the configuration table and exits 0', async () => {
   const { code, stdout } = await runToExit({}, ['--help']);
   assert.equal(code, 0);
-  for (const name of ['PORT', 'HOST', 'STATUS_INTERVAL_MS', 'CHECKS', 'CHECK_TIMEOUT_MS', 'HEARTBEAT_MS', 'RETRY_MS', 'HISTORY_SIZE',
-    'MAX_CLIENTS', 'MAX_BUFFERED_BYTES', 'CORS_ORIGIN', 'AUTH_TOKEN', 'SHUTDOWN_GRACE_MS', 'LOG_LEVEL']) {
-    assert.match(stdout, new RegExp(`^  ${name} `, 'm'));
+  for (const setting of SETTINGS) {
+    assert.match(stdout, new RegExp(`^  ${setting.name} +${setting.shown.replace(/[()]/g, '\\$&')} `, 'm'));
   }
+  assert.match(stdout, /--check-config/);
 });
