@@ -2,9 +2,10 @@
 // exposition format 0.0.4. It only reads; it never changes what it renders.
 // https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
 
+import type { ConnectionStats } from './http/connections.ts';
 import type { HubStats } from './sse.ts';
 import type { CheckStats } from './status.ts';
-import { eventLoopDelayMs } from './status.ts';
+import { eventLoopDelayMs, residentMemoryBytes } from './status.ts';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -13,6 +14,7 @@ export interface MetricsSources {
   readonly hub: HubStats;
   readonly rounds: number;
   readonly checks: ReadonlyMap<string, CheckStats>;
+  readonly connections: ConnectionStats;
 }
 
 const START_TIME_SECONDS = Math.round((Date.now() - process.uptime() * 1000)) / 1000;
@@ -51,7 +53,12 @@ export function renderMetrics(sources: MetricsSources): string {
   family('status_checks_total', 'counter', 'Check results since start, by check and result.', results);
   family('status_check_latency_seconds', 'gauge', 'Latency of the last run of each check.', perCheck((s) => (s.last === null ? null : msToSeconds(s.last.latencyMs))));
   family('status_up', 'gauge', 'Whether the last run of each check succeeded (1) or not (0).', perCheck((s) => (s.last === null ? null : Number(s.last.ok))));
-  family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', [['', process.memoryUsage.rss()]]);
+  family('http_connections_rejected_total', 'counter', 'Connections closed at once because MAX_CONNECTIONS were open.', [
+    ['', sources.connections.rejected],
+  ]);
+  // Reading it needs a descriptor: when they have run out, the sample is left out.
+  const rss = residentMemoryBytes();
+  family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', rss === null ? [] : [['', rss]]);
   family('process_cpu_seconds_total', 'counter', 'User and system CPU time spent, in seconds.', [['', (cpu.user + cpu.system) / 1e6]]);
   family('process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch, in seconds.', [['', START_TIME_SECONDS]]);
   family('nodejs_eventloop_delay_seconds', 'gauge', 'Mean event-loop delay since the last check round, in seconds.', [['', msToSeconds(eventLoopDelayMs())]]);

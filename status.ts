@@ -48,13 +48,14 @@ export interface Snapshot {
     readonly loadavg: readonly number[];
     readonly memTotalBytes: number;
     readonly memFreeBytes: number;
-    readonly uptimeSeconds: number;
+    readonly uptimeSeconds: number | null;
   };
   readonly service: {
     readonly version: string;
     readonly uptimeSeconds: number;
     readonly clients: number;
-    readonly rssBytes: number;
+    /** null when it could not be read (descriptors exhausted). */
+    readonly rssBytes: number | null;
     readonly eventLoopDelayMs: number;
   };
 }
@@ -158,10 +159,40 @@ const LOOP_DELAY_RESOLUTION_MS = 20;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
 loopDelay.enable();
 
+/**
+ * The process's resident memory, or null when it cannot be read: Node reads /proc/self/stat,
+ * which fails with EMFILE when descriptors have run out, and that must not end the process.
+ */
+export function residentMemoryBytes(): number | null {
+  try {
+    return process.memoryUsage.rss();
+  } catch {
+    return null;
+  }
+}
+
 /** Mean event-loop delay since the last round, in ms, 0.01 ms precision. */
 export function eventLoopDelayMs(): number {
   const meanMs = loopDelay.mean / 1e6 - LOOP_DELAY_RESOLUTION_MS;
   return Number.isFinite(meanMs) ? Math.max(0, Math.round(meanMs * 100) / 100) : 0;
+}
+
+// os.uptime() reads /proc/uptime and throws when no descriptor is left (EMFILE): a reading
+// that fails is null, never a crash.
+function hostReading(): Snapshot['host'] {
+  let uptimeSeconds: number | null = null;
+  try {
+    uptimeSeconds = Math.round(os.uptime());
+  } catch {
+    // left null
+  }
+  return {
+    hostname: os.hostname(),
+    loadavg: os.loadavg().map((n) => Math.round(n * 100) / 100),
+    memTotalBytes: os.totalmem(),
+    memFreeBytes: os.freemem(),
+    uptimeSeconds,
+  };
 }
 
 export interface CheckStats {
@@ -286,18 +317,12 @@ export class StatusPoller {
       status: overallStatus(checks),
       time: new Date().toISOString(),
       checks,
-      host: {
-        hostname: os.hostname(),
-        loadavg: os.loadavg().map((n) => Math.round(n * 100) / 100),
-        memTotalBytes: os.totalmem(),
-        memFreeBytes: os.freemem(),
-        uptimeSeconds: Math.round(os.uptime()),
-      },
+      host: hostReading(),
       service: {
         version: this.#options.version,
         uptimeSeconds: Math.round(process.uptime()),
         clients: this.#options.clients(),
-        rssBytes: process.memoryUsage.rss(),
+        rssBytes: residentMemoryBytes(),
         eventLoopDelayMs: delayMs,
       },
     };

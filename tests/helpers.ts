@@ -107,14 +107,26 @@ process.once('exit', () => {
  * `<node> server.ts` when `options.node` is given (Node >= 22.18 strips types itself).
  * Resolves once the start-up log names the bound port.
  */
-export async function startService(env: Record<string, string> = {}, options: { node?: string; args?: string[] } = {}): Promise<Service> {
+export interface ServiceOptions {
+  /** A Node >= 22.18 binary that runs server.ts itself; tsx on this Node by default. */
+  readonly node?: string;
+  readonly args?: readonly string[];
+  /** Starts it under this soft and hard limit on open files (a shell's `ulimit -n`, then exec). */
+  readonly nofile?: number;
+}
+
+export async function startService(env: Record<string, string> = {}, options: ServiceOptions = {}): Promise<Service> {
   const args = options.node ? ['server.ts'] : ['--import', 'tsx', 'server.ts'];
   const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env };
   // Coverage comes from the tsx runs only: c8 merges the raw V8 ranges of each file across
   // processes, and another Node's type-stripped code has other ranges for the same URL.
   // Deleting the variable is not enough (child_process puts it back), so it points elsewhere.
   if (options.node && childEnv.NODE_V8_COVERAGE) childEnv.NODE_V8_COVERAGE = join(tmpdir(), 'status-stream-node24-coverage');
-  const child = spawn(options.node ?? process.execPath, [...args, ...(options.args ?? [])], {
+  const command = [options.node ?? process.execPath, ...args, ...(options.args ?? [])];
+  // exec: the shell is replaced, so the PID is the service's and signals reach it.
+  const [file, ...argv] = options.nofile === undefined ? command
+    : ['/bin/sh', '-c', `ulimit -n ${options.nofile} && exec "$@"`, 'sh', ...command];
+  const child = spawn(file, argv, {
     cwd: ROOT,
     env: childEnv,
     stdio: ['ignore', 'pipe', 'pipe'],

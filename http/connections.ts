@@ -1,0 +1,82 @@
+// http/connections.ts: what a connection may cost before it is a request: a cap on open
+// connections below the descriptor limit, a deadline for the request head and body, a cap
+// on pipelined requests, and accept errors (EMFILE) that are logged, never fatal.
+
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from '../log.ts';
+
+/** A request body (a write) must have arrived within this. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** A connection that has more requests than this waiting for their answers is closed. */
+export const MAX_PIPELINED = 16;
+// Node checks header and request deadlines on a timer (Node docs, http.createServer,
+// connectionsCheckingInterval; 30 s by default): a silent socket lives up to this past its deadline.
+const DEADLINE_CHECK_MS = 1000;
+const ACCEPT_ERROR_LOG_MS = 1000;
+
+export interface ConnectionLimits {
+  readonly maxConnections: number | null;
+  readonly headersTimeoutMs: number;
+}
+
+export interface ConnectionStats {
+  /** Connections closed at once because MAX_CONNECTIONS were open. */
+  rejected: number;
+}
+
+/** Options for http.createServer that put deadlines on every connection. */
+export function serverOptions(limits: ConnectionLimits): ServerOptions {
+  return {
+    // Nagle would hold a small frame back for up to 200 ms waiting for more (RFC 896).
+    noDelay: true,
+    headersTimeout: limits.headersTimeoutMs,
+    // Node refuses a headersTimeout larger than requestTimeout.
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.headersTimeoutMs),
+    connectionsCheckingInterval: DEADLINE_CHECK_MS,
+  };
+}
+
+/**
+ * Caps connections (Node closes those past server.maxConnections at once and emits 'drop'),
+ * logs accept errors at most once a second (an 'error' without a listener would end the
+ * process), and returns the counters.
+ */
+export function guardConnections(server: Server, limits: ConnectionLimits, log: Logger): ConnectionStats {
+  const stats: ConnectionStats = { rejected: 0 };
+  if (limits.maxConnections !== null) server.maxConnections = limits.maxConnections;
+  let lastDropLogMs = 0;
+  server.on('drop', () => {
+    stats.rejected++;
+    const now = Date.now();
+    if (now - lastDropLogMs < ACCEPT_ERROR_LOG_MS) return;
+    lastDropLogMs = now;
+    log.warn('connection refused: MAX_CONNECTIONS open', { maxConnections: limits.maxConnections, rejected: stats.rejected });
+  });
+  let lastErrorLogMs = 0;
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    const now = Date.now();
+    if (now - lastErrorLogMs < ACCEPT_ERROR_LOG_MS) return;
+    lastErrorLogMs = now;
+    log.error('accepting a connection failed', { code: err.code, syscall: err.syscall });
+  });
+  return stats;
+}
+
+const waiting = new WeakMap<Socket, number>();
+
+/**
+ * Counts the requests of a connection that wait for their answers; past MAX_PIPELINED the
+ * connection is closed. Returns false when it was.
+ */
+export function admitPipelined(req: IncomingMessage, res: ServerResponse): boolean {
+  const socket = req.socket;
+  const count = (waiting.get(socket) ?? 0) + 1;
+  if (count > MAX_PIPELINED) {
+    socket.destroy();
+    return false;
+  }
+  waiting.set(socket, count);
+  res.once('close', () => waiting.set(socket, (waiting.get(socket) ?? 1) - 1));
+  return true;
+}
