@@ -1,15 +1,15 @@
-// sse.ts: the Server-Sent Events protocol. It formats frames, writes each frame with one
-// write(), keeps the registry of open streams, replays history for Last-Event-ID, sends
-// heartbeats, drops slow readers and ends every stream at shutdown.
+// sse.ts: the Server-Sent Events transport: frames, the registry of open streams, broadcasts,
+// resume, heartbeats, slow-reader drops and the end of every stream at shutdown.
 // It knows no routes and no status semantics: it is given strings and sends them.
-//
-// The wire format is the WHATWG HTML Standard, "Server-sent events":
-// https://html.spec.whatwg.org/multipage/server-sent-events.html
+// Wire format: https://html.spec.whatwg.org/multipage/server-sent-events.html; ours: docs/protocol.md
 
-import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { type EventFilter, ReplayBuffer, type ReplayEntry, SNAPSHOT_TYPE } from './replay.ts';
 
-/** Thrown for a frame that cannot be written safely; the message says what was given. */
+export { type EventFilter, SNAPSHOT_TYPE } from './replay.ts';
+
+/** Thrown for a frame, event name or filter that cannot be used; the message says what was given. */
 export class SseError extends Error {
   constructor(message: string) {
     super(message);
@@ -25,19 +25,16 @@ export interface Frame {
   readonly retry?: number;
 }
 
-// eslint-disable-next-line no-control-regex
-const LINE_BREAK_OR_NUL = /[\r\n\x00]/;
-// The spec's three line endings: "lines must be separated by either a U+000D CARRIAGE RETURN
-// U+000A LINE FEED (CRLF) character pair, a single U+000A LINE FEED (LF) character, or a
-// single U+000D CARRIAGE RETURN (CR) character" (§9.2.5 Parsing an event stream).
+const LINE_BREAK = /[\r\n]/;
+// Lines end with CRLF, LF or CR (WHATWG HTML, "Parsing an event stream").
 const LINE_ENDING = /\r\n|\r|\n/;
 
 /**
  * Formats one event block, ending with the blank line that dispatches it.
  * `data` may hold any line endings: each line becomes its own `data:` line, which the
  * client joins back with LF. `id` and `event` may not hold CR, LF or NUL: a line break
- * would let the value inject fields, and an id with NUL is ignored by clients (§9.2.6,
- * "If the field value does not contain U+0000 NULL, then set the last event ID buffer").
+ * would let the value inject fields, and clients ignore an id with NUL
+ * (https://html.spec.whatwg.org/multipage/server-sent-events.html#processField).
  */
 export function formatFrame(frame: Frame): string {
   let out = '';
@@ -62,19 +59,46 @@ export function formatComment(text: string): string {
 }
 
 function singleLine(field: string, value: string): string {
-  if (LINE_BREAK_OR_NUL.test(value)) {
+  if (LINE_BREAK.test(value) || value.includes('\0')) {
     throw new SseError(`sse: ${field} must not contain CR, LF or NUL, got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
+/** What a named event may be called; `message` is a snapshot, and the hub's own events are reserved. */
+export const EVENT_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+/** Names publishEvent() refuses: snapshots (`message`) and the hub's own `done` and `reset`. */
+export const RESERVED_EVENT_NAMES: ReadonlySet<string> = new Set([SNAPSHOT_TYPE, 'done', 'reset']);
+/** The most names one `?events=` filter may list. */
+export const MAX_FILTER_NAMES = 32;
+
 /**
- * Response headers of a stream (SPEC §4).
- * - Content-Type exactly `text/event-stream`: the stream is always UTF-8 (§9.2.5), and a
- *   charset parameter makes some proxies buffer.
+ * Parses a stream filter, `message,change,deploy` (the `events` query parameter): the event
+ * types the stream receives, `message` meaning snapshots. Null or empty: every type.
+ * Throws SseError for a name that no event can have, or more than MAX_FILTER_NAMES names.
+ */
+export function parseEventFilter(value: string | null): EventFilter {
+  if (value === null || value === '') return null;
+  const names = value.split(',');
+  if (names.length > MAX_FILTER_NAMES) {
+    throw new SseError(`sse: events may list at most ${MAX_FILTER_NAMES} names, got ${names.length}`);
+  }
+  for (const name of names) {
+    if (!EVENT_NAME.test(name)) {
+      const given = JSON.stringify(name.slice(0, 80));
+      throw new SseError(`sse: events must be comma-separated names (${EVENT_NAME.source}), got ${given}`);
+    }
+  }
+  return new Set(names);
+}
+
+/**
+ * Response headers of a stream.
+ * - Content-Type exactly `text/event-stream`: the stream is always UTF-8, and a charset
+ *   parameter makes some proxies buffer.
  * - `no-transform` forbids intermediaries to compress or re-chunk (RFC 9111 §5.2.2.6).
  * - `X-Accel-Buffering: no` turns Nginx's proxy buffering off for this response
- *   (ngx_http_proxy_module, proxy_buffering), whatever the proxy's config says.
+ *   (https://nginx.org/en/docs/http/ngx_http_proxy_module.html#proxy_buffering).
  * No Content-Length and no Transfer-Encoding: Node chunks the body itself.
  */
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
@@ -87,10 +111,12 @@ export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
 const HEARTBEAT = Buffer.from(formatComment('heartbeat'));
 const CRLF = Buffer.from('\r\n');
 const DONE = Buffer.from(formatFrame({ event: 'done', data: '{"reason":"shutdown"}' }));
-// An id is "<boot id>-<sequence>": 16 hex + "-" + at most 16 digits. Anything longer is not ours.
-const MAX_EVENT_ID_LENGTH = 40;
-// A broadcast writes to this many streams per macrotask (see #runBroadcast). 500 writes
-// take about 8 ms here and leave well under 1 MiB of short-lived garbage.
+const RESET = Buffer.from(formatFrame({ event: 'reset', data: '{"reason":"replay too large"}' }));
+/** A collapsed replay larger than this is replaced by `event: reset` and the latest snapshot. */
+export const MAX_REPLAY_BYTES = 1024 * 1024;
+/** After `done`, how long a socket the client does not close is kept before it is destroyed. */
+export const DONE_LINGER_MS = 1000;
+// Streams written per macrotask in a broadcast (see #runBroadcast); 500 writes take ~8 ms.
 const BROADCAST_SLICE = 500;
 
 /** `frame` as one chunk of HTTP/1.1's chunked transfer coding (RFC 9112 §7.1): size in hex, CRLF, the bytes, CRLF. */
@@ -102,6 +128,8 @@ export type CloseReason = 'client' | 'slow' | 'shutdown';
 
 interface Broadcast {
   readonly seq: number;
+  /** SNAPSHOT_TYPE or the event's name: what a stream's filter is asked about. */
+  readonly type: string;
   readonly frame: Buffer;
   /** The same frame as one HTTP/1.1 chunk: what a chunked response puts on the wire for it. */
   readonly chunk: Buffer;
@@ -111,29 +139,46 @@ interface Broadcast {
 /** One open stream. Deliberately small: 10,000 of these are held at once. */
 export class SseStream {
   readonly res: ServerResponse;
+  /** The event types it receives; null = all. */
+  readonly events: EventFilter;
   /** Date.now() of the last frame written; the shared heartbeat sweep reads it. */
   lastWriteMs = 0;
-  /** The sequence number of the last event written to it, so a broadcast never repeats one. */
+  /** The sequence number of the last event it is up to date with, so a broadcast never repeats one. */
   lastSeq = 0;
+  /** What its first frames (replay or latest snapshot) left unsent: it may hold this much on
+   *  top of maxBufferedBytes until it first drains below that limit; then 0. */
+  openingBacklogBytes = 0;
   /** Why the server closed it; stays 'client' when the client went away. */
   closeReason: CloseReason = 'client';
-  constructor(res: ServerResponse) {
+  constructor(res: ServerResponse, events: EventFilter) {
     this.res = res;
+    this.events = events;
   }
 }
 
+export interface OpenOptions {
+  /** The client's Last-Event-ID (header or query); null for a first connection. */
+  readonly lastEventId: string | null;
+  /** The event types the stream receives (parseEventFilter); null = all. */
+  readonly events: EventFilter;
+}
+
 export interface HubOptions {
+  /** The reconnection time sent first on every stream, ms. */
   readonly retryMs: number;
-  /** 0 = no heartbeats. */
+  /** Silence after which a stream gets a heartbeat comment, ms; 0 = no heartbeats. */
   readonly heartbeatMs: number;
-  readonly historySize: number;
+  /** Events kept for Last-Event-ID; 0 = none (every resume gets the latest snapshot). */
+  readonly replaySize: number;
+  /** Streams open at once; open() answers 'full' beyond it. */
   readonly maxClients: number;
+  /** Unsent bytes a stream may hold before it is dropped as slow (its replay's bytes aside). */
   readonly maxBufferedBytes: number;
   /** Streams written per turn of the event loop in a broadcast; BROADCAST_SLICE by default. */
   readonly broadcastSlice?: number;
   /** Called after a stream is registered and its first frames are written. */
   readonly onOpen?: (stream: SseStream) => void;
-  /** Called once per stream, after it is unregistered. */
+  /** Called once per stream, right after it is unregistered. */
   readonly onClose?: (stream: SseStream) => void;
 }
 
@@ -142,11 +187,11 @@ export interface HubStats {
   eventsSent: number;
   bytesSent: number;
   dropped: { slow: number; full: number; shutdown: number };
-}
-
-interface HistoryEntry {
-  readonly seq: number;
-  readonly frame: Buffer;
+  /** Requests not opened because their response did not own its socket (pipelined). */
+  queued: number;
+  /** Resumes answered with a replay (possibly empty), and those answered with `event: reset`. */
+  replays: number;
+  resets: number;
 }
 
 /**
@@ -155,22 +200,30 @@ interface HistoryEntry {
  * heartbeats of all streams: no timer per client.
  */
 export class SseHub {
-  /** Unique per process start, so ids from another process or run are never taken as ours. */
-  readonly bootId: string = randomBytes(8).toString('hex');
-  readonly stats: HubStats = { connectionsTotal: 0, eventsSent: 0, bytesSent: 0, dropped: { slow: 0, full: 0, shutdown: 0 } };
+  readonly bootId: string;
+  readonly stats: HubStats = {
+    connectionsTotal: 0,
+    eventsSent: 0,
+    bytesSent: 0,
+    dropped: { slow: 0, full: 0, shutdown: 0 },
+    queued: 0,
+    replays: 0,
+    resets: 0,
+  };
   readonly #options: HubOptions;
   readonly #streams = new Set<SseStream>();
   readonly #retryFrame: Buffer;
-  // Oldest first; sequence numbers in it are consecutive, so a lookup is an index.
-  readonly #history: HistoryEntry[] = [];
-  #latest: Buffer | null = null;
+  readonly #replay: ReplayBuffer;
+  /** What a new stream gets first: the newest snapshot, whatever named events came after it. */
+  #latestSnapshot: ReplayEntry | null = null;
   #broadcast: Broadcast | null = null;
-  #seq = 0;
   #heartbeatTimer: NodeJS.Timeout | null = null;
 
   constructor(options: HubOptions) {
     this.#options = options;
     this.#retryFrame = Buffer.from(formatFrame({ retry: options.retryMs }));
+    this.#replay = new ReplayBuffer(options.replaySize);
+    this.bootId = this.#replay.bootId;
   }
 
   get size(): number {
@@ -182,70 +235,100 @@ export class SseHub {
   }
 
   /**
-   * Starts a stream on `res`: headers, `retry:`, then the events after `lastEventId` when
-   * history still holds it, else the latest event when `sendLatest`. Returns null, having
-   * written nothing, when MAX_CLIENTS streams are open: the caller answers 503.
+   * Starts a stream on `res`: headers, `retry:`, then either the collapsed replay after
+   * `lastEventId`, or (new stream, unknown id) the latest snapshot when there is one.
+   * 'queued': `res` does not own a live socket (a request pipelined behind another
+   * response, or a connection already gone): nothing written, nothing registered, and the
+   * caller answers nothing. 'full': MAX_CLIENTS streams are open, nothing written: the
+   * caller answers 503.
    */
-  open(res: ServerResponse, lastEventId: string | null, sendLatest: boolean): SseStream | null {
+  open(res: ServerResponse, options: OpenOptions): SseStream | 'full' | 'queued' {
+    const socket = res.socket;
+    if (socket === null || socket.destroyed) {
+      this.stats.queued++;
+      return 'queued';
+    }
     if (this.full) {
       this.stats.dropped.full++;
-      return null;
+      return 'full';
     }
-    const stream = new SseStream(res);
+    const stream = new SseStream(res, options.events);
     this.#streams.add(stream);
     this.stats.connectionsTotal++;
-    // The connection's 'close' rather than the response's: a response queued behind another
-    // on a pipelined connection has no socket yet, and Node emits no 'close' on it when the
-    // connection goes; the connection's 'close' comes for every reason it ends.
-    res.req.socket.once('close', () => this.#cleanup(stream));
+    // The connection's 'close' comes for every way a stream ends: client gone, dropped, shut down.
+    socket.once('close', () => this.#unregister(stream));
     // Nagle would hold a small frame back for up to 200 ms waiting for more (RFC 896).
-    res.socket?.setNoDelay(true);
+    socket.setNoDelay(true);
     res.writeHead(200, SSE_HEADERS);
-    this.#write(stream, this.#retryFrame, Date.now());
-    const replay = this.#eventsAfter(lastEventId);
-    if (replay !== null) {
-      for (const entry of replay) this.#writeEvent(stream, entry.frame);
-      // Up to date now, also when it named the newest event: a broadcast of that event
-      // still under way must not send it again.
-      stream.lastSeq = this.#seq;
-    } else if (sendLatest && this.#latest !== null) {
-      this.#writeEvent(stream, this.#latest);
-      stream.lastSeq = this.#seq;
+    const now = Date.now();
+    // What the client asked for by opening, not a sign that it reads slowly: written without
+    // the slow check, and allowed on top of maxBufferedBytes until the stream first drains.
+    this.#writeUnchecked(stream, this.#retryFrame, now);
+    for (const frame of this.#firstEvents(stream, options.lastEventId)) {
+      this.#writeUnchecked(stream, frame, now);
+      this.stats.eventsSent++;
     }
+    stream.openingBacklogBytes = res.writableLength;
+    // Up to date now, also with an event whose broadcast is still under way.
+    stream.lastSeq = this.#replay.lastSeq;
     if (this.#heartbeatTimer === null) this.#scheduleHeartbeat(this.#options.heartbeatMs);
     this.#options.onOpen?.(stream);
     return stream;
   }
 
-  /** Formats `data` as the next unnamed event, keeps it for replay and sends it to every stream. Returns its id. */
-  publish(data: string): string {
-    this.#seq++;
-    const id = `${this.bootId}-${this.#seq}`;
-    const frame = Buffer.from(formatFrame({ id, data }));
-    this.#latest = frame;
-    if (this.#options.historySize > 0) {
-      this.#history.push({ seq: this.#seq, frame });
-      if (this.#history.length > this.#options.historySize) this.#history.shift();
+  /** The collapsed replay after `lastEventId`; for a new stream or an unknown id, the latest snapshot. */
+  #firstEvents(stream: SseStream, lastEventId: string | null): Buffer[] {
+    const replay = this.#replay.collapsedAfter(lastEventId, stream.events);
+    if (replay === null) return this.#latestSnapshotFor(stream);
+    this.stats.replays++;
+    if (replay.bytes <= MAX_REPLAY_BYTES) return replay.entries.map((entry) => entry.frame);
+    this.stats.resets++;
+    return [RESET, ...this.#latestSnapshotFor(stream)];
+  }
+
+  #latestSnapshotFor(stream: SseStream): Buffer[] {
+    return this.#latestSnapshot !== null && passes(stream, SNAPSHOT_TYPE) ? [this.#latestSnapshot.frame] : [];
+  }
+
+  /** Sends `json` to every stream as the next unnamed event, which becomes the latest snapshot. Returns its id. */
+  publishSnapshot(json: string): string {
+    const entry = this.#replay.record(SNAPSHOT_TYPE, (id) => Buffer.from(formatFrame({ id, data: json })));
+    this.#latestSnapshot = entry;
+    this.#startBroadcast(entry);
+    return this.#replay.idOf(entry.seq);
+  }
+
+  /**
+   * Sends `json` to every stream as the next event named `event`: kept for replay, never
+   * the latest snapshot. Returns its id. Throws SseError for a name outside EVENT_NAME or
+   * in RESERVED_EVENT_NAMES.
+   */
+  publishEvent(event: string, json: string): string {
+    if (!EVENT_NAME.test(event) || RESERVED_EVENT_NAMES.has(event)) {
+      const rule = `${EVENT_NAME.source}, not ${[...RESERVED_EVENT_NAMES].join(', ')}`;
+      throw new SseError(`sse: an event name must match ${rule}, got ${JSON.stringify(event)}`);
     }
+    const entry = this.#replay.record(event, (id) => Buffer.from(formatFrame({ id, event, data: json })));
+    this.#startBroadcast(entry);
+    return this.#replay.idOf(entry.seq);
+  }
+
+  #startBroadcast(entry: ReplayEntry): void {
     // A broadcast still running finishes first, so every stream gets events in order.
     if (this.#broadcast !== null) this.#runBroadcast(this.#broadcast, Number.POSITIVE_INFINITY);
-    this.#broadcast = { seq: this.#seq, frame, chunk: encodeChunk(frame), streams: this.#streams.values() };
+    const { seq, type, frame } = entry;
+    this.#broadcast = { seq, type, frame, chunk: encodeChunk(frame), streams: this.#streams.values() };
     this.#runBroadcast(this.#broadcast, this.#options.broadcastSlice ?? BROADCAST_SLICE);
-    return id;
   }
 
   readonly #continueBroadcast = (): void => {
     if (this.#broadcast !== null) this.#runBroadcast(this.#broadcast, this.#options.broadcastSlice ?? BROADCAST_SLICE);
   };
 
-  // A broadcast goes out in slices of BROADCAST_SLICE streams, one macrotask each. Every
-  // write to a socket leaves a little garbage that lives until the nextTick queue drains (Node's
-  // afterWriteTick, lib/internal/streams/writable.js): in one loop over 10,000 streams all
-  // of it is alive at once, survives the scavenges that run meanwhile and is promoted to the
-  // old generation (about 4 MiB a round with a 4 MiB semi-space, `npm run bench`), which
-  // then needs mark-compacts. Between slices the queue drains and the garbage dies young.
-  // Streams opened during a broadcast are visited too (a Set iterator sees later additions);
-  // they already have this event as their latest, which lastSeq tells.
+  // Slices, one macrotask each: the garbage of each socket write lives until the nextTick
+  // queue drains, so one loop over 10,000 streams would promote it all to the old generation
+  // (bench/README.md; Node's afterWriteTick in lib/internal/streams/writable.js).
+  // A Set iterator also visits streams opened meanwhile; their lastSeq tells they are up to date.
   #runBroadcast(job: Broadcast, limit: number): void {
     const now = Date.now();
     let written = 0;
@@ -260,10 +343,9 @@ export class SseHub {
       if (next.done) break;
       n++;
       const stream = next.value;
-      // A stream opened during the broadcast got this event as its latest already.
       if (stream.lastSeq >= job.seq) continue;
       stream.lastSeq = job.seq;
-      if (this.#writeShared(stream, job, now)) written++;
+      if (passes(stream, job.type) && this.#writeShared(stream, job, now)) written++;
     }
     this.stats.eventsSent += written;
     this.#broadcast = null;
@@ -272,92 +354,85 @@ export class SseHub {
   /**
    * Shutdown: each stream gets `retry:` with a jitter of up to RETRY_MS, so that the
    * clients of this replica do not all reconnect at the same moment, then `event: done`,
-   * and its response ends. The socket is closed after the response: no keep-alive.
+   * and its response ends, then its socket. A socket the client has not closed
+   * DONE_LINGER_MS later is destroyed, so that it cannot hold the exit up.
    */
   closeAll(): void {
     this.#broadcast = null;
     this.#stopHeartbeats();
     const retryMs = this.#options.retryMs;
+    const sockets: Socket[] = [];
     for (const stream of this.#streams) {
       stream.closeReason = 'shutdown';
       this.stats.dropped.shutdown++;
-      const jitterMs = Math.floor(Math.random() * (retryMs + 1));
       const now = Date.now();
+      const jitterMs = Math.floor(Math.random() * (retryMs + 1));
       this.#write(stream, Buffer.from(formatFrame({ retry: retryMs + jitterMs })), now);
-      this.#writeEvent(stream, DONE);
+      this.#writeEvent(stream, DONE, now);
       const socket = stream.res.socket;
+      if (socket !== null) sockets.push(socket);
       stream.res.end(() => socket?.end());
     }
+    if (sockets.length > 0) setTimeout(destroyAll, DONE_LINGER_MS, sockets).unref();
   }
 
-  /** Writes one frame unless the stream is gone or too far behind, in which case it is dropped. */
+  /** Writes one frame unless the stream is gone or now dropped as slow. */
   #write(stream: SseStream, frame: Buffer, now: number): boolean {
-    if (!this.#keeps(stream)) return false;
-    stream.res.write(frame);
-    stream.lastWriteMs = now;
-    this.stats.bytesSent += frame.length;
+    if (!this.#keepOrDropSlow(stream)) return false;
+    this.#writeUnchecked(stream, frame, now);
     return true;
   }
 
-  /**
-   * A broadcast's write: the bytes this event takes on this stream's wire, one Buffer
-   * shared by every stream, handed to the socket in one write() that the kernel gets at
-   * once. ServerResponse.write() would chunk-encode the frame again for every stream: a
-   * hex length string and four pieces per write, gathered by the socket's Writable and
-   * encoded by Node's C++ into one writev(). That path made each write cost about 3 µs
-   * more and the broadcast to 10,000 streams 30–60 ms longer (README, Performance).
-   * Node still decides the framing, at writeHead(): a chunked response (HTTP/1.1) gets the
-   * frame as one chunk, encoded once per event; one that Node does not chunk (an HTTP/1.0
-   * client or proxy: the body ends with the connection) gets the frame itself. The socket
-   * is written directly only while the response holds nothing of its own: its
-   * writableLength is its own buffer plus its socket's, so when the two are equal every
-   * byte written before is already in the socket, in order. Otherwise, before a socket is
-   * assigned, or once it is ended, Node writes the frame (or knows to drop it).
-   */
+  #writeUnchecked(stream: SseStream, frame: Buffer, now: number): void {
+    stream.res.write(frame);
+    stream.lastWriteMs = now;
+    this.stats.bytesSent += frame.length;
+  }
+
+  #writeEvent(stream: SseStream, frame: Buffer, now: number): void {
+    if (this.#write(stream, frame, now)) this.stats.eventsSent++;
+  }
+
+  // A broadcast's write: one Buffer shared by every stream, straight to the socket in one
+  // write(); ServerResponse.write() would chunk-encode it again per stream (bench/README.md).
+  // Node decided the framing at writeHead(): chunked (HTTP/1.1) gets the chunk, otherwise
+  // (HTTP/1.0) the bare frame. Direct only while the response holds no bytes of its own
+  // (its writableLength, which includes the socket's, equals the socket's); else Node writes it.
   #writeShared(stream: SseStream, job: Broadcast, now: number): boolean {
     const res = stream.res;
     const socket = res.socket;
-    if (socket === null || !socket.writable || res.writableLength !== socket.writableLength) return this.#write(stream, job.frame, now);
-    if (!this.#keeps(stream)) return false;
+    if (socket === null || !socket.writable || res.writableLength !== socket.writableLength) {
+      return this.#write(stream, job.frame, now);
+    }
+    if (!this.#keepOrDropSlow(stream)) return false;
     socket.write(res.chunkedEncoding ? job.chunk : job.frame);
     stream.lastWriteMs = now;
     this.stats.bytesSent += job.frame.length;
     return true;
   }
 
-  /** False when the stream is closed, or too far behind and now dropped. */
-  #keeps(stream: SseStream): boolean {
+  /** False when the stream is closed, or too far behind and now destroyed and unregistered. */
+  #keepOrDropSlow(stream: SseStream): boolean {
     const res = stream.res;
-    if (res.destroyed) return false;
-    // writableLength counts what Node holds for this response and its socket: bytes the
-    // kernel would not take. Past the limit the reader is not keeping up, and buffering
-    // more would let one client grow the server's memory without bound.
-    if (res.writableLength > this.#options.maxBufferedBytes) {
-      stream.closeReason = 'slow';
-      this.stats.dropped.slow++;
-      res.destroy();
+    if (res.destroyed) {
+      this.#unregister(stream);
       return false;
     }
-    return true;
-  }
-
-  #writeEvent(stream: SseStream, frame: Buffer): void {
-    if (this.#write(stream, frame, Date.now())) this.stats.eventsSent++;
-  }
-
-  #eventsAfter(lastEventId: string | null): HistoryEntry[] | null {
-    // "Clients must not send empty Last-Event-ID" is not a rule servers can rely on: an
-    // empty, over-long, foreign or malformed id is simply unknown.
-    if (!lastEventId || lastEventId.length > MAX_EVENT_ID_LENGTH) return null;
-    const dash = lastEventId.lastIndexOf('-');
-    if (lastEventId.slice(0, dash) !== this.bootId) return null;
-    const digits = lastEventId.slice(dash + 1);
-    if (!/^[1-9]\d{0,15}$/.test(digits)) return null;
-    const oldest = this.#history[0];
-    if (oldest === undefined) return null;
-    const index = Number(digits) - oldest.seq;
-    if (index < 0 || index >= this.#history.length) return null;
-    return this.#history.slice(index + 1);
+    // writableLength: what Node holds for this response and its socket, bytes the kernel
+    // would not take. Past the limit the reader is not keeping up; buffering more would let
+    // one client grow the server's memory without bound.
+    const buffered = res.writableLength;
+    const limit = this.#options.maxBufferedBytes;
+    if (buffered <= limit) {
+      stream.openingBacklogBytes = 0;
+      return true;
+    }
+    if (buffered <= limit + stream.openingBacklogBytes) return true;
+    stream.closeReason = 'slow';
+    this.stats.dropped.slow++;
+    res.destroy();
+    this.#unregister(stream);
+    return false;
   }
 
   // Heartbeats: one timer for all streams, set for the moment the longest-silent stream
@@ -388,10 +463,19 @@ export class SseHub {
     this.#heartbeatTimer = null;
   }
 
-  // Attached once per stream to its connection's 'close': client gone, dropped, shut down.
-  #cleanup(stream: SseStream): void {
+  // The one cleanup of a stream, idempotent: on its connection's 'close', and at once when
+  // it is dropped as slow, so that its slot is free before the socket is gone.
+  #unregister(stream: SseStream): void {
     if (!this.#streams.delete(stream)) return;
     if (this.#streams.size === 0) this.#stopHeartbeats();
     this.#options.onClose?.(stream);
   }
+}
+
+function passes(stream: SseStream, type: string): boolean {
+  return stream.events === null || stream.events.has(type);
+}
+
+function destroyAll(sockets: readonly Socket[]): void {
+  for (const socket of sockets) if (!socket.destroyed) socket.destroy();
 }

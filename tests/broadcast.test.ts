@@ -13,7 +13,12 @@ const STREAMS = 1200;
 
 test('every stream gets every event exactly once and in order when a broadcast spans several slices', async () => {
   // A long interval: the test publishes by hand; the poller's own rounds stay out of the way.
-  const service = await startInProcess({ STATUS_INTERVAL_MS: '600000', HEARTBEAT_MS: '0', LOG_LEVEL: 'error', MAX_CLIENTS: '5000' });
+  const service = await startInProcess({
+    STATUS_INTERVAL_MS: '600000',
+    HEARTBEAT_MS: '0',
+    LOG_LEVEL: 'error',
+    MAX_CLIENTS: '5000',
+  });
   const clients: SseClient[] = [];
   try {
     for (let i = 0; i < STREAMS; i += 200) {
@@ -21,11 +26,15 @@ test('every stream gets every event exactly once and in order when a broadcast s
     }
     await Promise.all(clients.map((c) => c.waitForEvents(1, 20_000)));
     // Back to back: the second publish() finds the first broadcast still running.
-    const ids = [service.hub.publish('{"n":1}'), service.hub.publish('{"n":2}')];
+    const ids = [service.hub.publishSnapshot('{"n":1}'), service.hub.publishSnapshot('{"n":2}')];
     // Streams that open while the broadcast is under way.
     const late = await Promise.all(Array.from({ length: 50 }, () => openStream(`${service.url}/events`)));
-    ids.push(service.hub.publish('{"n":3}'));
-    await waitFor(() => clients.every((c) => c.events.length >= 4) && late.every((c) => c.events.length >= 2), 20_000, 'every stream to get its events');
+    ids.push(service.hub.publishSnapshot('{"n":3}'));
+    await waitFor(
+      () => clients.every((c) => c.events.length >= 4) && late.every((c) => c.events.length >= 2),
+      20_000,
+      'every stream to get its events',
+    );
     for (const c of clients) {
       const got = c.events.slice(1).map((e) => e.id);
       assert.deepEqual(got, ids, 'an early stream got exactly the three ids, in order');
@@ -45,26 +54,52 @@ test('every stream gets every event exactly once and in order when a broadcast s
 test('a stream that opens while a broadcast is under way gets that event once, and a resumer naming it not again', async () => {
   // The hub alone, behind a plain server, writing one stream per turn of the event loop, so
   // that a broadcast to 500 streams lasts long enough for new streams to open during it.
-  const hub = new SseHub({ retryMs: 1000, heartbeatMs: 0, historySize: 10, maxClients: 2000, maxBufferedBytes: 1 << 20, broadcastSlice: 1 });
-  const server = http.createServer((req, res) => hub.open(res, (req.headers['last-event-id'] as string | undefined) ?? null, true));
+  const hub = new SseHub({
+    retryMs: 1000,
+    heartbeatMs: 0,
+    replaySize: 10,
+    maxClients: 2000,
+    maxBufferedBytes: 1 << 20,
+    broadcastSlice: 1,
+  });
+  const server = http.createServer((req, res) =>
+    hub.open(res, { lastEventId: (req.headers['last-event-id'] as string | undefined) ?? null, events: null }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const clients: SseClient[] = [];
   try {
-    for (let i = 0; i < 500; i += 100) clients.push(...(await Promise.all(Array.from({ length: 100 }, () => openStream(url)))));
-    const first = hub.publish('one');
+    for (let i = 0; i < 500; i += 100)
+      clients.push(...(await Promise.all(Array.from({ length: 100 }, () => openStream(url)))));
+    const first = hub.publishSnapshot('one');
     const [fresh, resumers] = await Promise.all([
       Promise.all(Array.from({ length: 20 }, () => openStream(url))),
       Promise.all(Array.from({ length: 20 }, () => openStream(url, { 'Last-Event-ID': first }))),
     ]);
     // They opened before the broadcast reached its end: it had not yet reached the last early stream.
     const last = clients.at(-1)!;
-    assert.equal(last.events.length, 0, 'the broadcast was over before the new streams opened: the test proves nothing');
+    assert.equal(
+      last.events.length,
+      0,
+      'the broadcast was over before the new streams opened: the test proves nothing',
+    );
     await waitFor(() => last.events.length === 1, 10_000, 'the broadcast to end');
-    const second = hub.publish('two');
-    await waitFor(() => [...fresh, ...resumers].every((c) => c.events.some((e) => e.id === second)), 10_000, 'the second event');
-    for (const c of fresh) assert.deepEqual(c.events.map((e) => e.id), [first, second]);
-    for (const c of resumers) assert.deepEqual(c.events.map((e) => e.id), [second]);
+    const second = hub.publishSnapshot('two');
+    await waitFor(
+      () => [...fresh, ...resumers].every((c) => c.events.some((e) => e.id === second)),
+      10_000,
+      'the second event',
+    );
+    for (const c of fresh)
+      assert.deepEqual(
+        c.events.map((e) => e.id),
+        [first, second],
+      );
+    for (const c of resumers)
+      assert.deepEqual(
+        c.events.map((e) => e.id),
+        [second],
+      );
     clients.push(...fresh, ...resumers);
   } finally {
     for (const c of clients) c.close();
