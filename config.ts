@@ -5,25 +5,15 @@
 
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { type CheckDefinition, parseCheckList } from './checks/index.ts';
 import { LOG_LEVELS, type LogLevelName } from './log.ts';
-
-export interface CheckSpec {
-  readonly name: string;
-  readonly kind: 'http' | 'tcp';
-  /** What snapshots show: the URL normalized by WHATWG URL parsing, credentials removed. */
-  readonly target: string;
-  /** What an http check requests: the URL, with any credentials. */
-  readonly url: string;
-  /** For tcp checks. */
-  readonly host: string;
-  readonly port: number;
-}
 
 export interface Config {
   readonly port: number;
   readonly host: string;
   readonly intervalMs: number;
-  readonly checks: readonly CheckSpec[];
+  /** From CHECKS only; CONFIG_FILE's are loaded beside them (config-file.ts). */
+  readonly checks: readonly CheckDefinition[];
   readonly checkTimeoutMs: number;
   /** 0 = heartbeats off. */
   readonly heartbeatMs: number;
@@ -128,7 +118,17 @@ export const SETTINGS: readonly Setting[] = [
     read: integer(100, MAX_TIMER_MS, 10_000) },
   { name: 'CHECKS', key: 'checks', shown: '(empty)',
     help: 'comma-separated [name=]url: http://, https://, tcp://host:port, dns://name; empty = host and service only',
-    read: (raw, _refuse, _env, report) => parseChecks(raw, report) },
+    read: (raw, _refuse, env, report) => {
+      // The defaults of every check; a bad value of theirs is reported on its own line.
+      const ignore: Refuse = () => {};
+      const defaults = {
+        intervalMs: integer(100, MAX_TIMER_MS, 10_000)(env.STATUS_INTERVAL_MS ?? '', ignore, env, report) as number,
+        timeoutMs: integer(1, MAX_TIMER_MS, 2000)(env.CHECK_TIMEOUT_MS ?? '', ignore, env, report) as number,
+      };
+      const { checks, problems } = parseCheckList(raw, defaults);
+      for (const problem of problems) report(problem);
+      return Object.freeze(checks);
+    } },
   { name: 'CHECK_TIMEOUT_MS', key: 'checkTimeoutMs', shown: '2000', help: 'default per-check timeout, >= 1',
     read: integer(1, MAX_TIMER_MS, 2000) },
   { name: 'HEARTBEAT_MS', key: 'heartbeatMs', shown: '15000',
@@ -236,46 +236,6 @@ export function defaultMaxConnections(nofile: number | null, env: Env): number |
   const clients = Number(env.MAX_CLIENTS) || 10_000;
   const cap = nofile - SPARE_DESCRIPTORS;
   return Math.max(1, clients + 16 <= nofile - 16 ? Math.max(cap, clients + 16) : cap);
-}
-
-// CHECKS: comma-separated [name=]url. The name is everything before the "=" that directly
-// precedes the scheme, so a URL may itself contain "=" (in its query) and a name may too.
-const SCHEME = /^(?:https?|tcp):\/\//i;
-const NAMED_ENTRY = /^(.*?)=((?:https?|tcp):\/\/.*)$/is;
-
-export function parseChecks(value: string, report: Report): readonly CheckSpec[] {
-  const checks: CheckSpec[] = [];
-  const names = new Set<string>();
-  for (const rawEntry of value.split(',')) {
-    const entry = rawEntry.trim();
-    if (entry === '') continue; // tolerate "a=...,", and spaces after commas
-    const bad = (accepted: string): void => {
-      report(`config: CHECKS entries must be ${accepted}, got ${quote(entry)}`);
-    };
-    const match = SCHEME.test(entry) ? [entry, undefined, entry] : NAMED_ENTRY.exec(entry);
-    if (!match) { bad('[name=]url with an http://, https:// or tcp://host:port url'); continue; }
-    let url: URL;
-    try { url = new URL(match[2] as string); } catch { bad('[name=]url with a valid url'); continue; }
-    const kind = url.protocol === 'tcp:' ? 'tcp' : 'http';
-    if (kind === 'tcp' && (url.port === '' || (url.pathname !== '' && url.pathname !== '/') || url.search !== '')) {
-      bad('tcp://host:port, with a port and nothing after it'); continue;
-    }
-    if (url.hostname === '') { bad('a url with a host'); continue; }
-    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    const name = match[1] ?? `${url.hostname}:${port}`;
-    // Names become Prometheus label values and table rows: printable, no comma (the separator).
-    // eslint-disable-next-line no-control-regex
-    if (name === '' || /[\x00-\x1f\x7f]/.test(name)) { bad('a name without control characters'); continue; }
-    if (names.has(name)) { bad(`unique names ("${name}" is used twice)`); continue; }
-    names.add(name);
-    const href = url.href;
-    url.username = '';
-    url.password = '';
-    const target = kind === 'tcp' ? `tcp://${url.host}` : url.href;
-    checks.push(Object.freeze({ name, kind, target, url: href, host: hostname, port }));
-  }
-  return Object.freeze(checks);
 }
 
 function parseCorsOrigins(value: string, refuse: Refuse): '*' | readonly string[] {

@@ -7,6 +7,8 @@ import type { HubStats } from './sse.ts';
 import type { CheckStats } from './status.ts';
 import { eventLoopDelayMs, residentMemoryBytes } from './status.ts';
 
+const CHECK_STATES = ['up', 'degraded', 'down'] as const;
+
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface MetricsSources {
@@ -15,6 +17,8 @@ export interface MetricsSources {
   readonly rounds: number;
   readonly checks: ReadonlyMap<string, CheckStats>;
   readonly connections: ConnectionStats;
+  /** Date.now() of the latest snapshot; null before the first. */
+  readonly lastSnapshotMs: number | null;
 }
 
 const START_TIME_SECONDS = Math.round((Date.now() - process.uptime() * 1000)) / 1000;
@@ -45,14 +49,22 @@ export function renderMetrics(sources: MetricsSources): string {
     [labels({ reason: 'full' }), hub.dropped.full],
     [labels({ reason: 'shutdown' }), hub.dropped.shutdown],
   ]);
-  family('status_check_rounds_total', 'counter', 'Check rounds run since start.', [['', sources.rounds]]);
+  family('status_check_rounds_total', 'counter', 'Snapshots built since start (one per interval).', [['', sources.rounds]]);
+  family('status_last_snapshot_timestamp_seconds', 'gauge', 'When the latest snapshot was built, since the Unix epoch.',
+    sources.lastSnapshotMs === null ? [] : [['', sources.lastSnapshotMs / 1000]]);
   const results: Array<[string, number]> = [];
   for (const [name, stats] of checks) {
     results.push([labels({ check: name, result: 'ok' }), stats.ok], [labels({ check: name, result: 'fail' }), stats.fail]);
   }
   family('status_checks_total', 'counter', 'Check results since start, by check and result.', results);
   family('status_check_latency_seconds', 'gauge', 'Latency of the last run of each check.', perCheck((s) => (s.last === null ? null : msToSeconds(s.last.latencyMs))));
-  family('status_up', 'gauge', 'Whether the last run of each check succeeded (1) or not (0).', perCheck((s) => (s.last === null ? null : Number(s.last.ok))));
+  family('status_up', 'gauge', 'Whether each check is up or degraded (1) or down (0).', perCheck((s) => (s.last === null ? null : Number(s.last.ok))));
+  const states: Array<[string, number]> = [];
+  for (const [name, stats] of checks) {
+    if (stats.last === null) continue;
+    for (const state of CHECK_STATES) states.push([labels({ check: name, state }), Number(stats.last.state === state)]);
+  }
+  family('status_check_state', 'gauge', 'The state of each check: 1 for the current one, 0 for the others.', states);
   family('http_connections_rejected_total', 'counter', 'Connections closed at once because MAX_CONNECTIONS were open.', [
     ['', sources.connections.rejected],
   ]);

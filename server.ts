@@ -8,6 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { type Config, ConfigError, HELP, parseConfig, redactedConfig } from './config.ts';
+import { PushLog } from './checks/index.ts';
 import { createAccess } from './http/access.ts';
 import { admitPipelined, guardConnections, serverOptions } from './http/connections.ts';
 import { preparePage } from './http/page.ts';
@@ -60,20 +61,22 @@ export async function startServer(config: Config, options: StartOptions): Promis
       if (stream.closeReason === 'slow') {
         log.warn('stream dropped: slow reader', { remote: stream.res.socket?.remoteAddress, maxBufferedBytes: config.maxBufferedBytes });
       } else log.debug('stream closed', { reason: stream.closeReason, clients: hub.size });
-      // The last stream gone: no one to poll for. Its timer goes with it.
-      if (hub.size === 0) poller.stop();
     },
   });
 
-  const poller: StatusPoller = new StatusPoller({
+  const poller = new StatusPoller({
     checks: config.checks,
     intervalMs: config.intervalMs,
-    checkTimeoutMs: config.checkTimeoutMs,
+    heartbeatMs: config.heartbeatMs,
+    title: config.title,
     version,
+    context: { pushes: new PushLog(), startedAtMs: Date.now() },
     clients: () => hub.size,
     onSnapshot: (latest: Latest) => hub.publishSnapshot(latest.json),
+    onTransition: (transition) => hub.publishEvent('change', JSON.stringify(transition)),
     log,
   });
+  poller.start();
 
   const server = http.createServer(serverOptions(config));
   const connections = guardConnections(server, config, log);

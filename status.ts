@@ -1,14 +1,11 @@
-// status.ts: the status model. It runs the checks (HTTP, TCP), reads the host and the
-// service, turns one round into one snapshot, and owns the one shared poller that runs a
-// round per interval however many streams are open.
-// It never writes to a client: snapshots go to whoever the poller was given.
+// status.ts: the status model. It runs each check on its own schedule, turns outcomes into
+// states (flap suppression), derives the overall status, notices transitions, and every
+// interval builds one snapshot from each check's latest result, serialized once.
+// It never writes to a client and never formats a frame: snapshots go to whoever it was given.
 
-import { connect } from 'node:net';
-import http from 'node:http';
-import https from 'node:https';
 import os from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import type { CheckSpec } from './config.ts';
+import { type CheckDefinition, type CheckKind, type Outcome, type RunContext, runCheck } from './checks/index.ts';
 import type { Logger } from './log.ts';
 
 export type OverallStatus = 'up' | 'degraded' | 'down';
@@ -28,15 +25,36 @@ export interface Transition {
   readonly reason: string | null;
 }
 
+export interface Uptime {
+  readonly '24h': number | null;
+  readonly '7d': number | null;
+  readonly '30d': number | null;
+}
+
 export interface CheckResult {
   readonly name: string;
-  readonly kind: 'http' | 'tcp';
+  readonly kind: CheckKind;
   readonly target: string;
+  /** state !== 'down'. */
   readonly ok: boolean;
-  /** Time until the outcome was known, ms, 0.1 ms precision. */
+  readonly state: CheckState;
+  /** Why the state is not up; null when up. */
+  readonly reason: string | null;
+  /** When the state last changed (ISO 8601). */
+  readonly since: string;
+  /** Time until the latest outcome was known, ms, 0.1 ms precision. */
   readonly latencyMs: number;
-  /** `HTTP <code>`, `connected`, or what went wrong (`ECONNREFUSED`, `timeout`, …). */
+  /** The latest outcome: `HTTP 200`, `connected`, `ECONNREFUSED`, `timeout`, … */
   readonly detail: string;
+  readonly certExpiresAt?: string;
+  readonly uptime: Uptime;
+}
+
+export interface Announcement {
+  readonly text: string;
+  readonly level: 'info' | 'warning' | 'critical';
+  readonly maintenance: boolean;
+  readonly time: string;
 }
 
 export interface Snapshot {
@@ -48,116 +66,78 @@ export interface Snapshot {
     readonly loadavg: readonly number[];
     readonly memTotalBytes: number;
     readonly memFreeBytes: number;
+    /** null when it could not be read (descriptors exhausted). */
     readonly uptimeSeconds: number | null;
   };
   readonly service: {
+    readonly title: string;
     readonly version: string;
     readonly uptimeSeconds: number;
     readonly clients: number;
     /** null when it could not be read (descriptors exhausted). */
     readonly rssBytes: number | null;
     readonly eventLoopDelayMs: number;
+    /** How often snapshots come, and the heartbeat: a page tells "stale" from these. */
+    readonly intervalMs: number;
+    readonly heartbeatMs: number;
   };
+  readonly announcement: Announcement | null;
 }
 
 /** A snapshot with its one serialization and when it was taken. */
 export interface Latest {
   readonly snapshot: Snapshot;
   readonly json: string;
-  /** performance.now() when the round ended. */
+  /** performance.now() when it was built. */
   readonly atMs: number;
 }
 
-export function overallStatus(checks: readonly CheckResult[]): OverallStatus {
-  const failing = checks.filter((c) => !c.ok).length;
-  if (failing === 0) return 'up';
-  return failing === checks.length ? 'down' : 'degraded';
-}
-
-const USER_AGENT = 'status-stream';
-
-/** Runs one check, bounded by `timeoutMs`. Never rejects: a failure is a result. */
-export function runCheck(spec: CheckSpec, timeoutMs: number): Promise<CheckResult> {
-  const startMs = performance.now();
-  const attempt = spec.kind === 'http' ? httpCheck(spec.url, timeoutMs) : tcpCheck(spec.host, spec.port, timeoutMs);
-  return attempt.then(({ ok, detail }) => ({
-    name: spec.name,
-    kind: spec.kind,
-    target: spec.target,
-    ok,
-    latencyMs: Math.round((performance.now() - startMs) * 10) / 10,
-    detail,
-  }));
-}
-
-interface Outcome {
-  ok: boolean;
-  detail: string;
-}
-
-// GET, ok for 200-399. Redirects are not followed (node:http never does), so a 302 to a
-// broken page still counts as up: the target answered. The body is not read: the
-// response is destroyed as soon as its status line is in.
-function httpCheck(url: string, timeoutMs: number): Promise<Outcome> {
-  const client = url.startsWith('https:') ? https : http;
-  return bounded(timeoutMs, (settle) => {
-    // agent: false = a fresh connection each time: a pooled one could be half-dead and
-    // would measure the pool, not the target.
-    const req = client.get(url, { agent: false, headers: { 'user-agent': USER_AGENT, accept: '*/*' } }, (res) => {
-      const code = res.statusCode ?? 0;
-      res.on('error', ignore);
-      res.destroy();
-      settle({ ok: code >= 200 && code <= 399, detail: `HTTP ${code}` });
-    });
-    req.on('error', (err) => settle({ ok: false, detail: errorDetail(err) }));
-    return req;
-  });
-}
-
-// Ok when a TCP connection opens within the timeout; it is closed at once.
-function tcpCheck(host: string, port: number, timeoutMs: number): Promise<Outcome> {
-  return bounded(timeoutMs, (settle) => {
-    const socket = connect({ host, port });
-    socket.once('connect', () => settle({ ok: true, detail: 'connected' }));
-    socket.on('error', (err) => settle({ ok: false, detail: errorDetail(err) }));
-    return socket;
-  });
-}
-
 /**
- * Runs `attempt`, which reports through `settle`; after `timeoutMs` the outcome is
- * `timeout`. The first outcome wins, and the attempt's request or socket is destroyed.
+ * The overall status: down when a critical check is down or every check is (at least one);
+ * degraded when any check is not up; else up (also with no checks).
  */
-function bounded(timeoutMs: number, attempt: (settle: (outcome: Outcome) => void) => { destroy(): void }): Promise<Outcome> {
-  return new Promise((resolve) => {
-    let settled = false;
-    // Assigned before any outcome: node:http and node:net report them asynchronously.
-    let handle!: { destroy(): void };
-    const settle = (outcome: Outcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      handle.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => settle({ ok: false, detail: 'timeout' }), timeoutMs);
-    handle = attempt(settle);
-  });
+export function overallStatus(checks: ReadonlyArray<{ readonly state: CheckState; readonly critical?: boolean }>): OverallStatus {
+  let down = 0;
+  let notUp = 0;
+  for (const check of checks) {
+    if (check.state === 'down') {
+      if (check.critical) return 'down';
+      down++;
+    }
+    if (check.state !== 'up') notUp++;
+  }
+  if (checks.length > 0 && down === checks.length) return 'down';
+  return notUp > 0 ? 'degraded' : 'up';
 }
 
-function errorDetail(err: Error & { code?: string }): string {
-  return typeof err.code === 'string' ? err.code : err.message;
+/** Applies flap suppression: the state a check holds after `outcome`. */
+export function nextState(
+  current: CheckState | null,
+  outcome: CheckState,
+  streak: number,
+  def: { readonly failuresToDown: number; readonly successesToUp: number },
+): CheckState {
+  if (current === null || current === outcome) return outcome;
+  // Toward down needs failuresToDown outcomes in a row, away from it successesToUp; between
+  // up and degraded the latest outcome decides at once.
+  if (outcome === 'down') return streak >= def.failuresToDown ? 'down' : current;
+  if (current === 'down') return streak >= def.successesToUp ? outcome : current;
+  return outcome;
 }
-
-function ignore(): void {}
 
 // The service's own event-loop delay: a libuv timer every LOOP_DELAY_RESOLUTION_MS records
 // how long after its due time it ran. The histogram records the whole interval (an idle
 // loop reads about 20 ms here), so the resolution is subtracted. Snapshots report the mean
-// since the previous round.
+// since the previous snapshot.
 const LOOP_DELAY_RESOLUTION_MS = 20;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
 loopDelay.enable();
+
+/** Mean event-loop delay since the last snapshot, in ms, 0.01 ms precision. */
+export function eventLoopDelayMs(): number {
+  const meanMs = loopDelay.mean / 1e6 - LOOP_DELAY_RESOLUTION_MS;
+  return Number.isFinite(meanMs) ? Math.max(0, Math.round(meanMs * 100) / 100) : 0;
+}
 
 /**
  * The process's resident memory, or null when it cannot be read: Node reads /proc/self/stat,
@@ -169,12 +149,6 @@ export function residentMemoryBytes(): number | null {
   } catch {
     return null;
   }
-}
-
-/** Mean event-loop delay since the last round, in ms, 0.01 ms precision. */
-export function eventLoopDelayMs(): number {
-  const meanMs = loopDelay.mean / 1e6 - LOOP_DELAY_RESOLUTION_MS;
-  return Number.isFinite(meanMs) ? Math.max(0, Math.round(meanMs * 100) / 100) : 0;
 }
 
 // os.uptime() reads /proc/uptime and throws when no descriptor is left (EMFILE): a reading
@@ -195,136 +169,302 @@ function hostReading(): Snapshot['host'] {
   };
 }
 
+/** What /metrics reads of each check. */
 export interface CheckStats {
   ok: number;
   fail: number;
   last: CheckResult | null;
 }
 
+/** Where results go besides snapshots: history (uptime) and transitions; both optional. */
+export interface HistorySink {
+  record(check: string, state: CheckState, latencyMs: number | null, atMs: number): void;
+  uptime(check: string, nowMs: number): Uptime;
+  forget(check: string): void;
+}
+
 export interface PollerOptions {
-  readonly checks: readonly CheckSpec[];
+  readonly checks: readonly CheckDefinition[];
   readonly intervalMs: number;
-  readonly checkTimeoutMs: number;
+  readonly heartbeatMs: number;
+  readonly title: string;
   readonly version: string;
+  readonly context: RunContext;
   /** Open streams, for the snapshot's service.clients. */
   readonly clients: () => number;
-  /** Receives every snapshot, once, as it is taken. */
+  readonly announcement?: () => Announcement | null;
+  readonly history?: HistorySink;
+  /** Receives every snapshot, once, as it is built. */
   readonly onSnapshot: (latest: Latest) => void;
+  /** Receives every transition, checks' and the overall status's, in order. */
+  readonly onTransition?: (transition: Transition, overall: OverallStatus) => void;
   readonly log: Logger;
 }
 
+const NO_UPTIME: Uptime = Object.freeze({ '24h': null, '7d': null, '30d': null });
+
+/** One check's schedule and state. */
+class Tracker {
+  def: CheckDefinition;
+  state: CheckState | null = null;
+  reason: string | null = null;
+  since = new Date().toISOString();
+  /** Outcomes in a row that disagree with the state held. */
+  streak = 0;
+  latest: Outcome | null = null;
+  running = false;
+  timer: NodeJS.Timeout | null = null;
+  removed = false;
+  readonly stats: CheckStats = { ok: 0, fail: 0, last: null };
+  constructor(def: CheckDefinition) {
+    this.def = def;
+  }
+}
+
 /**
- * The shared poller: one per process. While active it runs a round per interval: the
- * next round starts at the later of (previous start + interval) and (previous end), so
- * rounds never overlap. `round()` called while a round runs joins that round.
+ * The poller: one per process, from start-up to shutdown, streams or not. Each check runs
+ * every intervalMs, start to start, never overlapping itself (a slow one delays only its
+ * own next run). Every STATUS_INTERVAL_MS one snapshot is built from the latest results.
  */
 export class StatusPoller {
   readonly #options: PollerOptions;
-  readonly checkStats: Map<string, CheckStats>;
+  readonly #trackers = new Map<string, Tracker>();
+  /** Snapshots built (status_check_rounds_total). */
   rounds = 0;
+  #overall: OverallStatus | null = null;
   #latest: Latest | null = null;
-  #inFlight: Promise<Latest> | null = null;
-  #timer: NodeJS.Timeout | null = null;
-  #active = false;
-  /** performance.now() when the latest round started: the next starts one interval later. */
-  #lastStartMs = 0;
+  #waiting: Array<(latest: Latest) => void> = [];
+  #snapshotTimer: NodeJS.Timeout | null = null;
+  #firstTimer: NodeJS.Timeout | null = null;
+  #running = false;
 
   constructor(options: PollerOptions) {
     this.#options = options;
-    this.checkStats = new Map(options.checks.map((c) => [c.name, { ok: 0, fail: 0, last: null }]));
+    for (const def of options.checks) this.#trackers.set(def.name, new Tracker(def));
   }
 
-  get active(): boolean {
-    return this.#active;
+  /** Per check, in definition order, for /metrics. */
+  get checkStats(): ReadonlyMap<string, CheckStats> {
+    return new Map([...this.#trackers].map(([name, t]) => [name, t.stats]));
   }
 
-  /** The latest snapshot if it is younger than one interval, else null. */
-  fresh(): Latest | null {
-    const latest = this.#latest;
-    return latest !== null && performance.now() - latest.atMs < this.#options.intervalMs ? latest : null;
+  get definitions(): readonly CheckDefinition[] {
+    return [...this.#trackers.values()].map((t) => t.def);
+  }
+
+  /** The latest snapshot, or null before the first. */
+  get latest(): Latest | null {
+    return this.#latest;
+  }
+
+  /** The latest snapshot; before the first exists, waits for it. */
+  snapshot(): Promise<Latest> {
+    if (this.#latest !== null) return Promise.resolve(this.#latest);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Starts every check's schedule; the first snapshot comes when each has a result, at the latest after the longest timeout. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    for (const tracker of this.#trackers.values()) void this.#run(tracker);
+    const longest = Math.max(0, ...[...this.#trackers.values()].map((t) => t.def.timeoutMs));
+    this.#firstTimer = setTimeout(() => this.#publishFirst(), this.#trackers.size === 0 ? 0 : longest + 50);
+  }
+
+  /** Stops every timer; runs under way finish but schedule nothing. */
+  stop(): void {
+    this.#running = false;
+    for (const tracker of this.#trackers.values()) this.#cancel(tracker);
+    if (this.#snapshotTimer !== null) clearInterval(this.#snapshotTimer);
+    if (this.#firstTimer !== null) clearTimeout(this.#firstTimer);
+    this.#snapshotTimer = null;
+    this.#firstTimer = null;
   }
 
   /**
-   * Starts polling (the first stream opened) or keeps it going: with no fresh snapshot a
-   * round starts now (or the running one is joined), else the next is timed from the last.
+   * A reload: checks that survive by name keep their state and schedule (with the new
+   * definition from their next run), new ones start, removed ones stop and are forgotten.
    */
-  start(): void {
-    const wasActive = this.#active;
-    this.#active = true;
-    if (this.#inFlight !== null) return; // the running round schedules the next
-    if (this.fresh() === null) void this.round();
-    else if (!wasActive) this.#schedule(this.#lastStartMs + this.#options.intervalMs - performance.now());
-  }
-
-  /** Stops polling (the last stream closed): no further rounds; a running one completes. */
-  stop(): void {
-    this.#active = false;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-  }
-
-  /** Runs one round now, or joins the one running. */
-  round(): Promise<Latest> {
-    if (this.#inFlight !== null) return this.#inFlight;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    const startMs = performance.now();
-    this.#inFlight = this.#runRound().finally(() => {
-      this.#inFlight = null;
-      this.#lastStartMs = startMs;
-      if (this.#active) this.#schedule(startMs + this.#options.intervalMs - performance.now());
-    });
-    return this.#inFlight;
-  }
-
-  #schedule(delayMs: number): void {
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      void this.round();
-    }, Math.max(0, delayMs));
-  }
-
-  async #runRound(): Promise<Latest> {
-    const { checks, checkTimeoutMs, log } = this.#options;
-    const results = await Promise.all(checks.map((spec) => runCheck(spec, checkTimeoutMs)));
-    this.rounds++;
-    for (const result of results) {
-      const stats = this.checkStats.get(result.name);
-      if (stats) {
-        if (result.ok) stats.ok++;
-        else stats.fail++;
-        stats.last = result;
-      }
-      if (!result.ok) log.warn('check failed', { check: result.name, target: result.target, detail: result.detail, latencyMs: result.latencyMs });
+  setChecks(defs: readonly CheckDefinition[]): void {
+    const next = new Map<string, Tracker>();
+    for (const def of defs) {
+      const tracker = this.#trackers.get(def.name) ?? new Tracker(def);
+      tracker.def = def;
+      next.set(def.name, tracker);
     }
-    const snapshot = this.#snapshot(results);
+    for (const [name, tracker] of this.#trackers) {
+      if (next.has(name)) continue;
+      tracker.removed = true;
+      this.#cancel(tracker);
+      this.#options.history?.forget(name);
+    }
+    const added = [...next.values()].filter((t) => !this.#trackers.has(t.def.name));
+    this.#trackers.clear();
+    for (const [name, tracker] of next) this.#trackers.set(name, tracker);
+    if (this.#running) for (const tracker of added) void this.#run(tracker);
+  }
+
+  /** Runs one check now (a push arrived) and sends a snapshot at once when its state changed. */
+  async runNow(name: string): Promise<void> {
+    const tracker = this.#trackers.get(name);
+    if (tracker === undefined) return;
+    const before = tracker.state;
+    if (!tracker.running) await this.#run(tracker);
+    if (tracker.state !== before && this.#latest !== null) this.publishNow();
+  }
+
+  /** Builds and sends a snapshot now (an announcement changed); the interval goes on. */
+  publishNow(): Latest {
+    return this.#publish();
+  }
+
+  #cancel(tracker: Tracker): void {
+    if (tracker.timer !== null) clearTimeout(tracker.timer);
+    tracker.timer = null;
+  }
+
+  async #run(tracker: Tracker): Promise<void> {
+    this.#cancel(tracker);
+    tracker.running = true;
+    const startMs = performance.now();
+    let outcome: Outcome;
+    try {
+      outcome = await runCheck(tracker.def, this.#options.context);
+    } catch (err) {
+      // runCheck never rejects; if it ever did, the check is down rather than the process.
+      outcome = { state: 'down', detail: 'internal error', reason: 'internal error', latencyMs: 0 };
+      this.#options.log.error('check failed unexpectedly', { check: tracker.def.name, err: err instanceof Error ? err : String(err) });
+    }
+    tracker.running = false;
+    if (tracker.removed) return;
+    this.#apply(tracker, outcome);
+    if (this.#running) {
+      const delayMs = startMs + tracker.def.intervalMs - performance.now();
+      tracker.timer = setTimeout(() => void this.#run(tracker), Math.max(0, delayMs));
+    }
+    if (this.#latest === null && this.#firstTimer !== null && [...this.#trackers.values()].every((t) => t.latest !== null)) {
+      this.#publishFirst();
+    }
+  }
+
+  #apply(tracker: Tracker, outcome: Outcome): void {
+    const { def } = tracker;
+    const { log } = this.#options;
+    const nowMs = Date.now();
+    tracker.latest = outcome;
+    tracker.streak = outcome.state === tracker.state ? 0 : tracker.streak + 1;
+    const before = tracker.state;
+    const state = nextState(before, outcome.state, tracker.streak, def);
+    if (outcome.state === 'down') tracker.stats.fail++;
+    else tracker.stats.ok++;
+    if (state === outcome.state) tracker.reason = outcome.reason;
+    this.#options.history?.record(def.name, state, outcome.latencyMs, nowMs);
+    if (state !== before) {
+      tracker.state = state;
+      tracker.streak = 0;
+      tracker.since = new Date(nowMs).toISOString();
+      // A healthy first state is no news: a restart of a healthy service records nothing.
+      if (before !== null || state !== 'up') {
+        this.#transition({ time: tracker.since, check: def.name, from: before, to: state, reason: tracker.reason });
+        const fields = { check: def.name, from: before, to: state, reason: tracker.reason, detail: outcome.detail, target: def.target };
+        if (state === 'up') log.info('check recovered', fields);
+        else log.warn(`check ${state}`, fields);
+      }
+      this.#updateOverall(nowMs);
+    } else if (outcome.state !== 'up') {
+      log.debug('check still failing', { check: def.name, state, detail: outcome.detail, reason: outcome.reason });
+    }
+    tracker.stats.last = this.#result(tracker, nowMs);
+  }
+
+  #updateOverall(nowMs: number): void {
+    const states = [...this.#trackers.values()].filter((t) => t.state !== null).map((t) => ({ state: t.state as CheckState, critical: t.def.critical }));
+    const overall = overallStatus(states);
+    const before = this.#overall;
+    if (overall === before) return;
+    this.#overall = overall;
+    if (before === null && overall === 'up') return;
+    const notUp = [...this.#trackers.values()].filter((t) => t.state !== null && t.state !== 'up').map((t) => `${t.def.name} is ${t.state}`);
+    const reason = overall === 'up' ? null : notUp.join(', ');
+    this.#transition({ time: new Date(nowMs).toISOString(), check: null, from: before, to: overall, reason });
+  }
+
+  #transition(transition: Transition): void {
+    try {
+      this.#options.onTransition?.(transition, this.#overall ?? 'up');
+    } catch (err) {
+      this.#options.log.error('transition subscriber failed', { err: err instanceof Error ? err : String(err) });
+    }
+  }
+
+  #result(tracker: Tracker, nowMs: number): CheckResult {
+    const { def } = tracker;
+    const outcome = tracker.latest;
+    const state = tracker.state ?? 'up';
+    const result: CheckResult = {
+      name: def.name,
+      kind: def.kind,
+      target: def.target,
+      ok: state !== 'down',
+      state,
+      reason: state === 'up' ? null : tracker.reason,
+      since: tracker.since,
+      latencyMs: outcome?.latencyMs ?? 0,
+      detail: outcome?.detail ?? 'pending',
+      uptime: this.#options.history?.uptime(def.name, nowMs) ?? NO_UPTIME,
+    };
+    return outcome?.certExpiresAt === undefined ? result : { ...result, certExpiresAt: outcome.certExpiresAt };
+  }
+
+  #publishFirst(): void {
+    if (this.#firstTimer !== null) clearTimeout(this.#firstTimer);
+    this.#firstTimer = null;
+    if (!this.#running || this.#latest !== null) return;
+    this.#publish();
+    this.#snapshotTimer = setInterval(() => this.#publish(), this.#options.intervalMs);
+  }
+
+  #publish(): Latest {
+    const nowMs = Date.now();
+    // Checks still waiting for their first result are shown as pending, up, until they have one.
+    const trackers = [...this.#trackers.values()];
+    const checks = trackers.map((t) => this.#result(t, nowMs));
+    const status = overallStatus(trackers.map((t, i) => ({ state: checks[i].state, critical: t.def.critical })));
+    const snapshot = this.#snapshot(status, checks, nowMs);
     const latest: Latest = { snapshot, json: JSON.stringify(snapshot), atMs: performance.now() };
     this.#latest = latest;
+    this.rounds++;
+    for (const resolve of this.#waiting.splice(0)) resolve(latest);
     try {
       this.#options.onSnapshot(latest);
     } catch (err) {
-      // A failing subscriber must not stop the poller: the next round still runs.
-      log.error('snapshot subscriber failed', { err });
+      // A failing subscriber must not stop the poller: the next snapshot still comes.
+      this.#options.log.error('snapshot subscriber failed', { err: err instanceof Error ? err : String(err) });
     }
     return latest;
   }
 
-  #snapshot(checks: readonly CheckResult[]): Snapshot {
+  #snapshot(status: OverallStatus, checks: readonly CheckResult[], nowMs: number): Snapshot {
+    const options = this.#options;
     const delayMs = eventLoopDelayMs();
     loopDelay.reset();
     return {
-      status: overallStatus(checks),
-      time: new Date().toISOString(),
+      status,
+      time: new Date(nowMs).toISOString(),
       checks,
       host: hostReading(),
       service: {
-        version: this.#options.version,
+        title: options.title,
+        version: options.version,
         uptimeSeconds: Math.round(process.uptime()),
-        clients: this.#options.clients(),
+        clients: options.clients(),
         rssBytes: residentMemoryBytes(),
         eventLoopDelayMs: delayMs,
+        intervalMs: options.intervalMs,
+        heartbeatMs: options.heartbeatMs,
       },
+      announcement: options.announcement?.() ?? null,
     };
   }
 }

@@ -4,7 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '../config.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../metrics.ts';
-import { SSE_HEADERS, type SseHub } from '../sse.ts';
+import type { EventFilter } from '../replay.ts';
+import { SSE_HEADERS, SseError, type SseHub, parseEventFilter } from '../sse.ts';
 import type { StatusPoller } from '../status.ts';
 import type { AccessCheck } from './access.ts';
 import type { ConnectionStats } from './connections.ts';
@@ -36,6 +37,13 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
 
   function openStream(req: IncomingMessage, res: ServerResponse, { query }: RequestContext): void {
     if (parts.draining()) return unavailable(res, 'shutting down');
+    let events: EventFilter;
+    try {
+      events = parseEventFilter(query.get('events'));
+    } catch (err) {
+      if (err instanceof SseError) return sendError(res, 400, err.message);
+      throw err;
+    }
     if (req.method === 'HEAD') {
       res.writeHead(200, SSE_HEADERS).end();
       return;
@@ -44,19 +52,13 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
     // first connection that resumes (EventSource cannot set headers). On a reconnect the URL
     // still holds the first id, so the header, which is newer, wins.
     const lastEventId = firstHeader(req.headers['last-event-id']) ?? query.get('lastEventId');
-    const stream = hub.open(res, { lastEventId, events: null });
-    // Pipelined behind another response: it can never be answered, so it is not.
-    if (stream === 'queued') return;
-    if (stream === 'full') return unavailable(res, 'too many streams');
-    // Starts the shared poller with the first stream; with no fresh snapshot it runs a
-    // round now, whose snapshot every open stream receives when it ends.
-    poller.start();
+    // 'queued': pipelined behind another response on its connection; it can never be
+    // answered, so it is not (docs/operations.md, one stream per connection).
+    if (hub.open(res, { lastEventId, events }) === 'full') unavailable(res, 'too many streams');
   }
 
   async function sendStatus(_req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // Concurrent requests share one round; the poller is not started for them.
-    const latest = poller.fresh() ?? (await poller.round());
-    sendJson(res, 200, latest.json);
+    sendJson(res, 200, (await poller.snapshot()).json);
   }
 
   function sendReadiness(_req: IncomingMessage, res: ServerResponse): void {
@@ -68,6 +70,7 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
   function sendMetrics(_req: IncomingMessage, res: ServerResponse): void {
     const body = renderMetrics({
       clients: hub.size, hub: hub.stats, rounds: poller.rounds, checks: poller.checkStats, connections: parts.connections,
+      lastSnapshotMs: poller.latest === null ? null : Date.parse(poller.latest.snapshot.time),
     });
     send(res, 200, body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
   }

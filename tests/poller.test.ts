@@ -1,127 +1,208 @@
-// The shared poller (SPEC §6): one check round per interval whatever the number of
-// streams, started by the first stream, stopped when the last one closes; /status runs
-// one round on demand, shared by concurrent requests, without starting the poller.
+// The poller: always on, streams or not; each check on its own schedule, never overlapping
+// itself; one snapshot per interval however many streams; states with flap suppression,
+// the overall rule, transitions as `change` events, logs and metrics.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { openStream, request, sleep, startInProcess, waitFor, type SseClient } from './helpers.ts';
+import { type CheckState, nextState, overallStatus } from '../status.ts';
+import { type SseClient, openStream, request, sleep, startInProcess, waitFor } from './helpers.ts';
 
-// A target that counts the checks it gets, in all and by path, and can be made slow. Each
-// test that counts exact hits checks its own path: a round of an earlier test's service
-// may still be on its way when that service has closed.
-let hits = 0;
+// A target that counts hits by path and answers each path with a code and delay the test sets.
 const hitsByPath = new Map<string, number>();
-let delayMs = 0;
+const behaviour = new Map<string, { code: number; delayMs: number }>();
+let inFlight = 0;
+let maxInFlight = 0;
 const target = http.createServer((req, res) => {
-  hits++;
-  hitsByPath.set(req.url!, (hitsByPath.get(req.url!) ?? 0) + 1);
-  setTimeout(() => res.end('ok'), delayMs);
+  const path = req.url ?? '/';
+  hitsByPath.set(path, (hitsByPath.get(path) ?? 0) + 1);
+  const { code, delayMs } = behaviour.get(path) ?? { code: 200, delayMs: 0 };
+  maxInFlight = Math.max(maxInFlight, ++inFlight);
+  setTimeout(() => {
+    inFlight--;
+    res.statusCode = code;
+    res.end('ok');
+  }, delayMs);
 });
-let targetUrl = '';
+let base = '';
+const hits = (path: string): number => hitsByPath.get(path) ?? 0;
 
 before(async () => {
   await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/healthz`;
+  base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
 });
 after(() => {
   target.closeAllConnections();
   target.close();
 });
 
-test('50 streams cost one check per interval, and the checks stop when the last stream closes', async () => {
-  const INTERVAL_MS = 400;
-  const service = await startInProcess({ STATUS_INTERVAL_MS: String(INTERVAL_MS), CHECKS: `app=${targetUrl}`, HEARTBEAT_MS: '0' });
+function metric(body: string, line: string): number {
+  const found = body.split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? Number.NaN : Number(found.slice(line.length + 1));
+}
+
+test('checks run and snapshots come with no stream open; 50 streams cost one check per interval', async () => {
+  const INTERVAL_MS = 300;
+  const service = await startInProcess({ STATUS_INTERVAL_MS: String(INTERVAL_MS), CHECKS: `app=${base}/fifty`, HEARTBEAT_MS: '0' });
   try {
-    hits = 0;
+    await sleep(3 * INTERVAL_MS);
+    assert.ok(hits('/fifty') >= 2, `checks with nobody watching: ${hits('/fifty')}`);
+    assert.ok(service.poller.rounds >= 2);
     const clients: SseClient[] = [];
     for (let i = 0; i < 50; i++) clients.push(await openStream(`${service.url}/events`));
-    const startHits = hits;
+    const startHits = hits('/fifty');
     const startRounds = service.poller.rounds;
     await sleep(6 * INTERVAL_MS);
     const rounds = service.poller.rounds - startRounds;
-    const checks = hits - startHits;
-    assert.equal(checks, rounds, 'one check per round');
-    // About six rounds in six intervals; never one per stream.
-    assert.ok(rounds >= 3 && rounds <= 7, `rounds in 6 intervals: ${rounds}`);
-    // Every stream got the same events, the same bytes.
+    const checks = hits('/fifty') - startHits;
+    assert.ok(Math.abs(checks - rounds) <= 1, `checks ${checks}, snapshots ${rounds}: one check per interval, not per stream`);
+    assert.ok(rounds >= 3 && rounds <= 8, `snapshots in 6 intervals: ${rounds}`);
     const last = clients[0].events.at(-1)!;
     await Promise.all(clients.map((c) => c.waitFor((e) => e.id === last.id, 1, 5000)));
     for (const c of clients) assert.equal(c.events.find((e) => e.id === last.id)!.data, last.data);
     assert.equal(JSON.parse(last.data!).checks[0].detail, 'HTTP 200');
-
     for (const c of clients) c.close();
-    await waitFor(() => service.hub.size === 0, 5000, 'all streams closed');
-    assert.equal(service.poller.active, false);
-    const hitsAtClose = hits;
-    await sleep(4 * INTERVAL_MS);
-    // A round that was already running may finish; no new one starts.
-    assert.ok(hits - hitsAtClose <= 1, `checks after the last stream closed: ${hits - hitsAtClose}`);
   } finally {
     await service.close();
   }
 });
 
-test('rounds never overlap: with a check slower than the interval, the next round starts when it ends', async () => {
-  const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '5000', CHECKS: `slow=${targetUrl}`, HEARTBEAT_MS: '0' });
-  delayMs = 300;
-  let inFlight = 0;
-  let maxInFlight = 0;
-  const onRequest = (_req: http.IncomingMessage, res: http.ServerResponse): void => {
-    maxInFlight = Math.max(maxInFlight, ++inFlight);
-    res.once('finish', () => inFlight--);
-  };
-  target.on('request', onRequest);
+test('a slow check never sets the pace of the others, and never overlaps itself', async () => {
+  behaviour.set('/slow', { code: 200, delayMs: 600 });
+  maxInFlight = 0;
+  const service = await startInProcess({
+    STATUS_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '5000', CHECKS: `slow=${base}/slow,fast=${base}/fast`, HEARTBEAT_MS: '0',
+  });
   try {
-    const client = await openStream(`${service.url}/events`);
-    const events = await client.waitForEvents(4, 10_000);
-    client.close();
-    assert.equal(maxInFlight, 1);
-    // Rounds are 300 ms long and back to back, not every 100 ms.
-    for (let i = 1; i < events.length; i++) assert.ok(events[i].at - events[i - 1].at >= 250, `gap ${events[i].at - events[i - 1].at} ms`);
-  } finally {
-    target.off('request', onRequest);
-    delayMs = 0;
-    await service.close();
-  }
-});
-
-test('/status runs one round when the snapshot is stale, shared by concurrent requests, and does not start the poller', async () => {
-  const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', CHECKS: `app=${targetUrl}?on-demand` });
-  const hitsHere = (): number => hitsByPath.get('/healthz?on-demand') ?? 0;
-  delayMs = 100;
-  try {
-    const replies = await Promise.all(Array.from({ length: 10 }, () => request(`${service.url}/status`)));
-    assert.equal(hitsHere(), 1);
-    const bodies = new Set(replies.map((r) => r.body));
-    assert.equal(bodies.size, 1);
-    for (const r of replies) {
-      assert.equal(r.status, 200);
-      assert.equal(r.headers['cache-control'], 'no-store');
-      assert.equal(r.headers['content-type'], 'application/json; charset=utf-8');
-    }
-    assert.equal(JSON.parse(replies[0].body).status, 'up');
-    assert.equal(service.poller.active, false);
-    // Fresh now: the next request is answered from it, no new check.
+    await sleep(1500);
+    assert.ok(hits('/fast') >= 8, `fast check runs: ${hits('/fast')}`);
+    assert.ok(hits('/slow') <= 3, `slow check runs: ${hits('/slow')}`);
+    assert.ok(service.poller.rounds >= 8, `snapshots: ${service.poller.rounds}`);
+    // /status answers at once from the latest snapshot, not after the slow check.
+    const started = Date.now();
     await request(`${service.url}/status`);
-    assert.equal(hitsHere(), 1);
+    assert.ok(Date.now() - started < 400, `/status took ${Date.now() - started} ms`);
   } finally {
-    delayMs = 0;
+    behaviour.delete('/slow');
     await service.close();
   }
+  assert.ok(maxInFlight <= 2, `at most one run per check at a time (${maxInFlight} in flight)`);
 });
 
-test('a stream that opens while the snapshot is fresh gets it at once and starts no extra round', async () => {
-  const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', CHECKS: `app=${targetUrl}?fresh-stream` });
+test('/status waits for the first snapshot, then answers the latest without running a check', async () => {
+  behaviour.set('/first', { code: 200, delayMs: 300 });
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', CHECKS: `app=${base}/first` });
   try {
+    const replies = await Promise.all(Array.from({ length: 5 }, () => request(`${service.url}/status`)));
+    assert.equal(new Set(replies.map((r) => r.body)).size, 1);
+    assert.equal(JSON.parse(replies[0].body).checks[0].detail, 'HTTP 200');
+    for (const r of replies) assert.equal(r.headers['cache-control'], 'no-store');
     await request(`${service.url}/status`);
+    assert.equal(hits('/first'), 1);
     const client = await openStream(`${service.url}/events`);
-    await client.waitForEvents(1, 2000);
+    await client.waitForEvents(1, 1000);
     client.close();
-    assert.equal(hitsByPath.get('/healthz?fresh-stream'), 1);
     assert.equal(service.poller.rounds, 1);
   } finally {
+    behaviour.delete('/first');
+    await service.close();
+  }
+});
+
+test('states, reasons and transitions: down, recovered, change events and log lines', async () => {
+  behaviour.set('/flip', { code: 503, delayMs: 0 });
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECKS: `web=${base}/flip`, HEARTBEAT_MS: '0', LOG_LEVEL: 'debug' });
+  const client = await openStream(`${service.url}/events`);
+  try {
+    await client.waitFor((b) => b.event === 'change', 2, 5000, 'change events (web down, overall down)');
+    const [web, overall] = client.blocks.filter((b) => b.event === 'change').map((b) => JSON.parse(b.data!));
+    assert.deepEqual({ ...web, time: undefined }, { time: undefined, check: 'web', from: null, to: 'down', reason: 'HTTP 503, expected 200-399' });
+    assert.equal(overall.check, null);
+    assert.equal(overall.to, 'down');
+    const down = JSON.parse((await request(`${service.url}/status`)).body);
+    assert.equal(down.status, 'down');
+    assert.equal(down.checks[0].state, 'down');
+    assert.equal(down.checks[0].ok, false);
+    assert.equal(down.checks[0].reason, 'HTTP 503, expected 200-399');
+    assert.equal(down.checks[0].since, web.time);
+    await sleep(350);
+    // A check that stays down logs at debug, once per run, and warns once.
+    assert.equal(service.logs.filter((l) => l.msg === 'check down').length, 1);
+    assert.ok(service.logs.filter((l) => l.msg === 'check still failing' && l.level === 20).length >= 2);
+    behaviour.set('/flip', { code: 200, delayMs: 0 });
+    await client.waitFor((b) => b.event === 'change' && JSON.parse(b.data!).to === 'up', 2, 5000, 'recovery changes');
+    const recovered = service.logs.find((l) => l.msg === 'check recovered');
+    assert.equal(recovered?.level, 30);
+    assert.equal(recovered?.check, 'web');
+    const metrics = (await request(`${service.url}/metrics`)).body;
+    assert.equal(metric(metrics, 'status_check_state{check="web",state="up"}'), 1);
+    assert.equal(metric(metrics, 'status_check_state{check="web",state="down"}'), 0);
+    assert.ok(metric(metrics, 'status_last_snapshot_timestamp_seconds') > Date.now() / 1000 - 5);
+    // Change events share the id sequence of snapshots, so a resume replays them.
+    const ids = client.blocks.filter((b) => b.id !== undefined).map((b) => Number(b.id!.split('-')[1]));
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+  } finally {
+    client.close();
+    behaviour.delete('/flip');
+    await service.close();
+  }
+});
+
+test('a healthy start records no transition', async () => {
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECKS: `ok=${base}/healthy`, HEARTBEAT_MS: '0' });
+  const client = await openStream(`${service.url}/events`);
+  try {
+    await client.waitForEvents(3, 5000);
+    assert.equal(client.blocks.filter((b) => b.event === 'change').length, 0);
+  } finally {
+    client.close();
+    await service.close();
+  }
+});
+
+test('flap suppression: the state changes only after enough outcomes in a row', () => {
+  const def = { failuresToDown: 3, successesToUp: 2 };
+  let state: CheckState | null = null;
+  let streak = 0;
+  const feed = (outcome: CheckState): CheckState => {
+    streak = outcome === state ? 0 : streak + 1;
+    const next = nextState(state, outcome, streak, def);
+    if (next !== state) streak = 0;
+    state = next;
+    return next;
+  };
+  assert.equal(feed('up'), 'up', 'the first outcome sets the state');
+  assert.equal(feed('down'), 'up');
+  assert.equal(feed('down'), 'up');
+  assert.equal(feed('up'), 'up', 'a success breaks the run');
+  assert.equal(feed('down'), 'up');
+  assert.equal(feed('down'), 'up');
+  assert.equal(feed('down'), 'down', 'three failures in a row');
+  assert.equal(feed('up'), 'down');
+  assert.equal(feed('degraded'), 'degraded', 'two non-down outcomes in a row leave down');
+  assert.equal(feed('up'), 'up', 'between up and degraded the latest decides');
+});
+
+test('the overall rule: critical checks, every check down, degraded otherwise', () => {
+  assert.equal(overallStatus([]), 'up');
+  assert.equal(overallStatus([{ state: 'up' }, { state: 'up' }]), 'up');
+  assert.equal(overallStatus([{ state: 'up' }, { state: 'degraded' }]), 'degraded');
+  assert.equal(overallStatus([{ state: 'up' }, { state: 'down' }]), 'degraded');
+  assert.equal(overallStatus([{ state: 'up' }, { state: 'down', critical: true }]), 'down');
+  assert.equal(overallStatus([{ state: 'down' }, { state: 'down' }]), 'down');
+  assert.equal(overallStatus([{ state: 'degraded', critical: true }, { state: 'up' }]), 'degraded');
+});
+
+test('failuresToDown from the environment default holds one lost answer back', async () => {
+  // CHECKS defines every option at its default (1/1): one failure is enough. The file's
+  // options are tested with CONFIG_FILE (tests/config-file.test.ts).
+  behaviour.set('/once', { code: 500, delayMs: 0 });
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECKS: `once=${base}/once` });
+  try {
+    await waitFor(async () => JSON.parse((await request(`${service.url}/status`)).body).checks[0].state === 'down', 3000, 'down');
+  } finally {
+    behaviour.delete('/once');
     await service.close();
   }
 });

@@ -132,12 +132,12 @@ test('ignores junk query strings', async () => {
 test('answers 500 without details when a handler fails, and stays up', async () => {
   const local = await startInProcess({ STATUS_INTERVAL_MS: '60000' });
   try {
-    // Fault injection: the poller's round rejects (async path), its freshness check throws (sync path).
-    local.poller.round = () => Promise.reject(new Error('secret detail'));
+    // Fault injection: the snapshot rejects (async path), opening a stream throws (sync path).
+    local.poller.snapshot = () => Promise.reject(new Error('secret detail'));
     const failed = await request(`${local.url}/status`);
     assert.equal(failed.status, 500);
     assert.deepEqual(JSON.parse(failed.body), { error: 'internal error' });
-    local.poller.fresh = () => { throw new Error('secret detail'); };
+    local.hub.open = () => { throw new Error('secret detail'); };
     const failedStream = await request(`${local.url}/events`);
     assert.equal(failedStream.status, 500);
     assert.doesNotMatch(failedStream.body, /secret|at /);
