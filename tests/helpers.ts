@@ -9,7 +9,9 @@ import http from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { fileURLToPath } from 'node:url';
+import { type SseEvent as ParsedEvent, SseParser } from '../bench/sse-parser.ts';
 import { parseConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { startServer, type RunningServer } from '../server.ts';
@@ -207,6 +209,11 @@ export function request(url: string, options: http.RequestOptions = {}, deadline
   }), deadlineMs, `${options.method ?? 'GET'} ${url}`);
 }
 
+/**
+ * One block of a stream, as SseClient saw it: an event that EventSource would dispatch
+ * (`data`; `event` unless its type is "message"; `id` = its lastEventId, which persists
+ * across events), or a block that dispatches nothing but held a `retry:` or a comment.
+ */
 export interface SseEvent {
   id?: string;
   event?: string;
@@ -217,10 +224,14 @@ export interface SseEvent {
   at: number;
 }
 
+const LF = 0x0a;
+const CR = 0x0d;
+
 /**
- * A raw SSE client: one GET over node:http, its body parsed into blocks, kept in arrival
- * order. Written from the WHATWG parsing rules independently of sse.ts, so that it checks
- * the server instead of agreeing with it.
+ * A raw SSE client: one GET over node:http, its body interpreted by bench/sse-parser.ts (the
+ * WHATWG rules, written independently of sse.ts and tested on every byte split), kept as
+ * blocks in arrival order. The body is fed to the parser one line at a time (lines end with
+ * LF on our wire), so that a block's retry and comment are known before the next block.
  */
 export class SseClient {
   readonly blocks: SseEvent[] = [];
@@ -231,26 +242,37 @@ export class SseClient {
   readonly req: http.ClientRequest;
   readonly response: Promise<void>;
   readonly closed: Promise<void>;
-  #pending = '';
-  #current: SseEvent = { at: 0 };
+  readonly #parser = new SseParser((event) => this.#dispatched(event));
+  readonly #text = new StringDecoder('utf8');
+  #line: Buffer[] = [];
+  #block: { retry?: number; comment?: string } = {};
 
   constructor(url: string, headers: Record<string, string> = {}) {
     let onResponse!: () => void;
     let onFail!: (err: Error) => void;
-    this.response = new Promise((resolve, reject) => { onResponse = resolve; onFail = reject; });
+    this.response = new Promise((resolve, reject) => {
+      onResponse = resolve;
+      onFail = reject;
+    });
     let onClosed!: () => void;
-    this.closed = new Promise((resolve) => { onClosed = resolve; });
+    this.closed = new Promise((resolve) => {
+      onClosed = resolve;
+    });
     this.req = http.get(url, { agent: false, headers: { accept: 'text/event-stream', ...headers } }, (res) => {
       this.status = res.statusCode ?? 0;
       this.headers = res.headers;
       onResponse();
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => this.#feed(chunk));
-      res.on('end', () => { this.ended = true; });
+      res.on('data', (chunk: Buffer) => this.#feed(chunk));
+      res.on('end', () => {
+        this.ended = true;
+      });
       res.on('close', onClosed);
       res.on('error', () => {});
     });
-    this.req.on('error', (err) => { onFail(err); onClosed(); });
+    this.req.on('error', (err) => {
+      onFail(err);
+      onClosed();
+    });
   }
 
   /** Data events (blocks with data), in order. */
@@ -258,34 +280,47 @@ export class SseClient {
     return this.blocks.filter((b) => b.data !== undefined);
   }
 
-  #feed(chunk: string): void {
-    this.raw += chunk;
-    this.#pending += chunk;
-    let newline: number;
-    while ((newline = this.#pending.search(/\r\n|\r|\n/)) !== -1) {
-      const line = this.#pending.slice(0, newline);
-      const width = this.#pending.startsWith('\r\n', newline) ? 2 : 1;
-      this.#pending = this.#pending.slice(newline + width);
-      this.#line(line);
+  #feed(chunk: Buffer): void {
+    this.raw += this.#text.write(chunk);
+    let start = 0;
+    for (let lf = chunk.indexOf(LF); lf !== -1; lf = chunk.indexOf(LF, start)) {
+      this.#line.push(chunk.subarray(start, lf + 1));
+      start = lf + 1;
+      const line = this.#line.length === 1 ? (this.#line[0] as Buffer) : Buffer.concat(this.#line);
+      this.#line = [];
+      this.#endOfLine(line);
+    }
+    if (start < chunk.length) this.#line.push(chunk.subarray(start));
+  }
+
+  #endOfLine(line: Buffer): void {
+    const parser = this.#parser;
+    parser.feed(line);
+    if (parser.retryMs !== -1) {
+      this.#block.retry = parser.retryMs;
+      parser.retryMs = -1;
+    }
+    if (parser.comments > 0) {
+      parser.comments = 0;
+      this.#block.comment = line
+        .toString('utf8', 1)
+        .replace(/^ /, '')
+        .replace(/\r?\n$/, '');
+    }
+    // A blank line that dispatched nothing still ends a block with a retry or a comment.
+    const blank = line.length === 1 || (line.length === 2 && line[0] === CR);
+    if (blank && (this.#block.retry !== undefined || this.#block.comment !== undefined)) {
+      this.blocks.push({ ...this.#block, at: Date.now() });
+      this.#block = {};
     }
   }
 
-  #line(line: string): void {
-    const block = this.#current;
-    if (line === '') {
-      if (Object.keys(block).length > 1) this.blocks.push({ ...block, at: Date.now() });
-      this.#current = { at: 0 };
-      return;
-    }
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === '') block.comment = value;
-    else if (field === 'data') block.data = block.data === undefined ? value : `${block.data}\n${value}`;
-    else if (field === 'id') block.id = value;
-    else if (field === 'event') block.event = value;
-    else if (field === 'retry') block.retry = Number(value);
+  #dispatched(event: ParsedEvent): void {
+    const block: SseEvent = { ...this.#block, data: event.data, at: Date.now() };
+    if (event.type !== 'message') block.event = event.type;
+    if (event.lastEventId !== '') block.id = event.lastEventId;
+    this.blocks.push(block);
+    this.#block = {};
   }
 
   /** Waits until `count` blocks match `predicate`; returns them. */
