@@ -1,0 +1,661 @@
+// history.ts: what each check did, kept in memory of a fixed size whatever the interval: per-minute
+// buckets for 24 h, per-hour buckets for 90 days, the latest 60 results, and the last 1000 transitions.
+// It never reads the clock (every time is given) and never touches the file system (state-store.ts does).
+//
+// What is kept, the uptime rule, the /history answer and the state file: docs/history.md.
+
+import type { CheckState, Transition } from './status.ts';
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/** The ranges GET /history answers, in ms. */
+export const RANGES = {
+  '1h': HOUR_MS,
+  '24h': DAY_MS,
+  '7d': 7 * DAY_MS,
+  '30d': 30 * DAY_MS,
+  '90d': 90 * DAY_MS,
+} as const;
+export type RangeName = keyof typeof RANGES;
+
+/** Minute buckets kept: 24 h. Hour buckets kept: 90 days. */
+export const MINUTE_BUCKETS = 1440;
+export const HOUR_BUCKETS = 2160;
+/** Raw results kept per check. */
+export const RECENT_RESULTS = 60;
+export const MAX_TRANSITIONS = 1000;
+/** The most slices one /history answer has per check. */
+export const MAX_QUERY_BUCKETS = 500;
+export const DEFAULT_RANGE: RangeName = '24h';
+export const DEFAULT_QUERY_BUCKETS = 90;
+/** The state file's format; fromJSON refuses any other. */
+export const HISTORY_VERSION = 1;
+
+const STATES: readonly CheckState[] = ['up', 'degraded', 'down'];
+const STATE_CODE: Readonly<Record<CheckState, number>> = { up: 0, degraded: 1, down: 2 };
+
+export interface Uptime {
+  readonly '24h': number | null;
+  readonly '7d': number | null;
+  readonly '30d': number | null;
+}
+
+export interface RecentResult {
+  /** ISO 8601. */
+  readonly time: string;
+  readonly state: CheckState;
+  readonly latencyMs: number | null;
+}
+
+export interface HistoryQuery {
+  readonly range: RangeName;
+  /** Slices of the range, 1 to MAX_QUERY_BUCKETS. */
+  readonly buckets: number;
+  /** Checks to answer, in this order; a check without data answers empty slices. */
+  readonly checks: readonly string[];
+  /** Include the overall status's transitions (check: null); default true. */
+  readonly overall?: boolean;
+}
+
+export interface LatencySummary {
+  readonly min: number | null;
+  readonly avg: number | null;
+  readonly max: number | null;
+}
+
+export interface HistoryBucket {
+  /** ISO 8601: the slice's first millisecond. */
+  readonly start: string;
+  readonly up: number;
+  readonly degraded: number;
+  readonly down: number;
+  readonly latencyMs: LatencySummary;
+}
+
+export interface CheckHistoryAnswer {
+  readonly name: string;
+  readonly uptime: number | null;
+  readonly buckets: readonly HistoryBucket[];
+}
+
+/** The body of GET /history. */
+export interface HistoryAnswer {
+  readonly range: RangeName;
+  readonly buckets: number;
+  readonly from: string;
+  readonly to: string;
+  readonly checks: readonly CheckHistoryAnswer[];
+  readonly transitions: readonly Transition[];
+}
+
+export type HistoryQueryResult =
+  | { readonly ok: true; readonly query: HistoryQuery }
+  | { readonly ok: false; readonly status: 400 | 404; readonly error: string };
+
+/**
+ * Reads GET /history's query string: `range` (default 24h), `buckets` (default 90) and any number of
+ * `check` (default every known check, in their order). A bad range or buckets, or one given twice, is
+ * 400; an unknown check is 404. Other parameters (a token) are ignored.
+ */
+export function parseHistoryQuery(params: URLSearchParams, knownChecks: Iterable<string>): HistoryQueryResult {
+  const ranges = params.getAll('range');
+  const counts = params.getAll('buckets');
+  if (ranges.length > 1) return bad(`history: range given ${ranges.length} times, give it once`);
+  if (counts.length > 1) return bad(`history: buckets given ${counts.length} times, give it once`);
+  const range = ranges.length === 0 ? DEFAULT_RANGE : ranges[0];
+  if (!Object.hasOwn(RANGES, range)) {
+    return bad(`history: range must be one of ${Object.keys(RANGES).join(', ')}, got ${JSON.stringify(range)}`);
+  }
+  let buckets = DEFAULT_QUERY_BUCKETS;
+  if (counts.length === 1) {
+    buckets = /^[0-9]{1,3}$/.test(counts[0]) ? Number(counts[0]) : 0;
+    if (buckets < 1 || buckets > MAX_QUERY_BUCKETS) {
+      return bad(`history: buckets must be an integer 1-${MAX_QUERY_BUCKETS}, got ${JSON.stringify(counts[0])}`);
+    }
+  }
+  const known = [...knownChecks];
+  const asked = params.getAll('check');
+  let checks = known;
+  if (asked.length > 0) {
+    const knownSet = new Set(known);
+    const unknown = asked.find((name) => !knownSet.has(name));
+    if (unknown !== undefined) {
+      return { ok: false, status: 404, error: `history: no check named ${JSON.stringify(unknown)}` };
+    }
+    checks = [...new Set(asked)];
+  }
+  return { ok: true, query: { range: range as RangeName, buckets, checks, overall: asked.length === 0 } };
+}
+
+function bad(error: string): HistoryQueryResult {
+  return { ok: false, status: 400, error };
+}
+
+/** Running tally of a window: runs, and runs whose state was not down. */
+interface Tally {
+  runs: number;
+  ok: number;
+}
+
+/**
+ * A ring of `size` buckets of `resolutionMs` each, keyed by bucket index (floor(time / resolution)).
+ * It holds the indices (head - size, head]; a write past head clears the buckets it skips, and a
+ * write before head (the clock stepped back) clears the buckets newer than it, so the ring is always
+ * one contiguous stretch of the past and nothing from a wrong clock is merged into later buckets.
+ */
+class Ring {
+  readonly size: number;
+  readonly resolutionMs: number;
+  head = -1;
+  readonly up: Uint32Array;
+  readonly degraded: Uint32Array;
+  readonly down: Uint32Array;
+  // Latencies in tenths of a ms (the precision checks measure in), as integers: sums stay exact, so a
+  // bucket's average is the same before and after a save.
+  readonly minTenths: Uint32Array;
+  readonly maxTenths: Uint32Array;
+  readonly sumTenths: Float64Array;
+  /** Runs that reported a latency. */
+  readonly count: Uint32Array;
+  // Uptime over the buckets before `cacheAt` (windows of `spans` buckets ending at cacheAt): computed
+  // once per bucket, so uptime() per snapshot reads one live bucket. Any write not at cacheAt drops it.
+  readonly spans: readonly number[];
+  cacheAt = -1;
+  readonly cacheRuns: Float64Array;
+  readonly cacheOk: Float64Array;
+
+  constructor(size: number, resolutionMs: number, spans: readonly number[]) {
+    this.size = size;
+    this.resolutionMs = resolutionMs;
+    this.up = new Uint32Array(size);
+    this.degraded = new Uint32Array(size);
+    this.down = new Uint32Array(size);
+    this.minTenths = new Uint32Array(size);
+    this.maxTenths = new Uint32Array(size);
+    this.sumTenths = new Float64Array(size);
+    this.count = new Uint32Array(size);
+    this.spans = spans;
+    this.cacheRuns = new Float64Array(spans.length);
+    this.cacheOk = new Float64Array(spans.length);
+  }
+
+  holds(index: number): boolean {
+    return index >= 0 && index <= this.head && index > this.head - this.size;
+  }
+
+  add(index: number, state: number, tenths: number | null): void {
+    if (index !== this.cacheAt) this.cacheAt = -1;
+    if (index > this.head) {
+      this.clear(Math.max(this.head + 1, index - this.size + 1), index);
+      this.head = index;
+    } else if (index < this.head) {
+      this.clear(Math.max(index + 1, this.head - this.size + 1), this.head);
+      this.head = index;
+    }
+    const slot = index % this.size;
+    if (state === 0) this.up[slot]++;
+    else if (state === 1) this.degraded[slot]++;
+    else this.down[slot]++;
+    if (tenths !== null) {
+      if (this.count[slot] === 0) {
+        this.minTenths[slot] = tenths;
+        this.maxTenths[slot] = tenths;
+      } else {
+        if (tenths < this.minTenths[slot]) this.minTenths[slot] = tenths;
+        if (tenths > this.maxTenths[slot]) this.maxTenths[slot] = tenths;
+      }
+      this.sumTenths[slot] += tenths;
+      this.count[slot]++;
+    }
+  }
+
+  /** Empties the buckets of indices first..last (at most one lap of the ring). */
+  private clear(first: number, last: number): void {
+    for (let index = first; index <= last; index++) {
+      const slot = index % this.size;
+      this.up[slot] = 0;
+      this.degraded[slot] = 0;
+      this.down[slot] = 0;
+      this.minTenths[slot] = 0;
+      this.maxTenths[slot] = 0;
+      this.sumTenths[slot] = 0;
+      this.count[slot] = 0;
+    }
+  }
+
+  /** Adds the buckets of indices first..last that the ring holds to `tally`. */
+  tally(first: number, last: number, tally: Tally): void {
+    const from = Math.max(first, this.head - this.size + 1, 0);
+    const to = Math.min(last, this.head);
+    for (let index = from; index <= to; index++) {
+      const slot = index % this.size;
+      const down = this.down[slot];
+      const ok = this.up[slot] + this.degraded[slot];
+      tally.runs += ok + down;
+      tally.ok += ok;
+    }
+  }
+
+  /** Uptime percentages for windows of `spans` buckets ending with bucket `current`. */
+  uptime(current: number, out: (number | null)[]): void {
+    if (this.cacheAt !== current) {
+      this.cacheRuns.fill(0);
+      this.cacheOk.fill(0);
+      const longest = Math.max(...this.spans);
+      const from = Math.max(current - longest + 1, this.head - this.size + 1, 0);
+      const to = Math.min(current - 1, this.head);
+      for (let index = from; index <= to; index++) {
+        const slot = index % this.size;
+        const ok = this.up[slot] + this.degraded[slot];
+        const runs = ok + this.down[slot];
+        if (runs === 0) continue;
+        for (let i = 0; i < this.spans.length; i++) {
+          if (current - index < this.spans[i]) {
+            this.cacheRuns[i] += runs;
+            this.cacheOk[i] += ok;
+          }
+        }
+      }
+      this.cacheAt = current;
+    }
+    let liveRuns = 0;
+    let liveOk = 0;
+    if (this.holds(current)) {
+      const slot = current % this.size;
+      liveOk = this.up[slot] + this.degraded[slot];
+      liveRuns = liveOk + this.down[slot];
+    }
+    for (let i = 0; i < this.spans.length; i++) {
+      out[i] = percent(this.cacheOk[i] + liveOk, this.cacheRuns[i] + liveRuns);
+    }
+  }
+
+  /** The JSON object of the state file: `end` (head) and one array per column, oldest bucket first. */
+  toJSON(): string {
+    const first = (this.head + 1) % this.size;
+    const order = (column: Uint32Array | Float64Array): string => {
+      if (first === 0) return `[${column.join(',')}]`;
+      return `[${column.subarray(first).join(',')},${column.subarray(0, first).join(',')}]`;
+    };
+    // The file holds ms (812.3), which reads better than tenths and parses back exactly.
+    const ms = (tenths: Uint32Array | Float64Array): Float64Array => {
+      const out = new Float64Array(this.size);
+      for (let i = 0; i < this.size; i++) out[i] = tenths[i] / 10;
+      return out;
+    };
+    return (
+      `{"end":${this.head},"up":${order(this.up)},"degraded":${order(this.degraded)},"down":${order(this.down)},` +
+      `"min":${order(ms(this.minTenths))},"max":${order(ms(this.maxTenths))},"sum":${order(ms(this.sumTenths))},` +
+      `"count":${order(this.count)}}`
+    );
+  }
+
+  /** The inverse of toJSON(); throws on anything malformed, naming `where`. */
+  load(value: unknown, where: string): void {
+    const o = record(value, where);
+    const end = o.end;
+    if (!Number.isSafeInteger(end) || (end as number) < -1) {
+      fail(`${where}.end must be an integer >= -1, got ${show(end)}`);
+    }
+    this.head = end as number;
+    const first = (this.head + 1) % this.size;
+    const columns = [
+      ['up', this.up, true],
+      ['degraded', this.degraded, true],
+      ['down', this.down, true],
+      ['min', this.minTenths, false],
+      ['max', this.maxTenths, false],
+      ['sum', this.sumTenths, false],
+      ['count', this.count, true],
+    ] as const;
+    for (const [name, column, integer] of columns) {
+      const items = o[name];
+      if (!Array.isArray(items) || items.length !== this.size) {
+        fail(`${where}.${name} must be an array of ${this.size} numbers, got ${describe(items)}`);
+      }
+      for (let k = 0; k < this.size; k++) {
+        const v = items[k] as unknown;
+        const stored = typeof v !== 'number' ? NaN : integer ? v : Math.round(v * 10);
+        const limit = column instanceof Uint32Array ? 0xffffffff : Number.MAX_SAFE_INTEGER;
+        if (!(Number.isInteger(stored) && stored >= 0 && stored <= limit)) {
+          fail(`${where}.${name}[${k}] must be a ${integer ? 'count' : 'latency in ms'} >= 0, got ${show(v)}`);
+        }
+        column[(first + k) % this.size] = stored;
+      }
+    }
+    for (let slot = 0; slot < this.size; slot++) {
+      if (this.count[slot] > this.up[slot] + this.degraded[slot] + this.down[slot]) {
+        fail(`${where}.count has more latencies than runs in a bucket`);
+      }
+    }
+  }
+}
+
+function percent(ok: number, runs: number): number | null {
+  // Floored, so that 100 means no run was down (99.996 % shows 99.99, not 100).
+  return runs === 0 ? null : Math.floor((ok * 10_000) / runs) / 100;
+}
+
+/** One check's buckets and latest results. */
+class CheckHistory {
+  readonly minutes = new Ring(MINUTE_BUCKETS, MINUTE_MS, [MINUTE_BUCKETS]);
+  readonly hours = new Ring(HOUR_BUCKETS, HOUR_MS, [7 * 24, 30 * 24]);
+  readonly recentAtMs = new Float64Array(RECENT_RESULTS);
+  readonly recentState = new Uint8Array(RECENT_RESULTS);
+  /** NaN for a run without a latency. */
+  readonly recentLatencyMs = new Float64Array(RECENT_RESULTS);
+  recentCount = 0;
+  recentNext = 0;
+
+  add(state: number, tenths: number | null, atMs: number): void {
+    this.minutes.add(Math.floor(atMs / MINUTE_MS), state, tenths);
+    this.hours.add(Math.floor(atMs / HOUR_MS), state, tenths);
+    this.addRecent(atMs, state, tenths === null ? null : tenths / 10);
+  }
+
+  addRecent(atMs: number, state: number, latencyMs: number | null): void {
+    const i = this.recentNext;
+    this.recentAtMs[i] = atMs;
+    this.recentState[i] = state;
+    this.recentLatencyMs[i] = latencyMs ?? NaN;
+    this.recentNext = (i + 1) % RECENT_RESULTS;
+    if (this.recentCount < RECENT_RESULTS) this.recentCount++;
+  }
+
+  /** Indices of the recent results, oldest first. */
+  *recentSlots(): Generator<number> {
+    const start = (this.recentNext - this.recentCount + RECENT_RESULTS) % RECENT_RESULTS;
+    for (let k = 0; k < this.recentCount; k++) yield (start + k) % RECENT_RESULTS;
+  }
+
+  toJSON(name: string): string {
+    const recent: string[] = [];
+    for (const i of this.recentSlots()) {
+      const latency = this.recentLatencyMs[i];
+      const latencyText = Number.isNaN(latency) ? 'null' : String(latency);
+      recent.push(`[${this.recentAtMs[i]},"${STATES[this.recentState[i]]}",${latencyText}]`);
+    }
+    return (
+      `{"name":${JSON.stringify(name)},"minutes":${this.minutes.toJSON()},"hours":${this.hours.toJSON()},` +
+      `"recent":[${recent.join(',')}]}`
+    );
+  }
+}
+
+interface StoredTransition {
+  readonly transition: Transition;
+  readonly atMs: number;
+}
+
+/**
+ * Every check's history and the last MAX_TRANSITIONS transitions. Times are given by the caller
+ * (`atMs`, `nowMs`: ms since the epoch, as Date.now()), which keeps it deterministic to test.
+ */
+export class History {
+  readonly #checks = new Map<string, CheckHistory>();
+  #transitions: StoredTransition[] = [];
+  // uptime()'s scratch, so a call per check per snapshot allocates only its answer.
+  readonly #day: (number | null)[] = [null];
+  readonly #weekMonth: (number | null)[] = [null, null];
+
+  /**
+   * One check run. `atMs` should not go backwards for a check: a time before its newest bucket is
+   * taken as the clock stepping back, and the buckets after it are dropped (docs/history.md).
+   */
+  record(check: string, state: CheckState, latencyMs: number | null, atMs: number): void {
+    if (!Object.hasOwn(STATE_CODE, state)) {
+      throw new TypeError(`history: state must be up, degraded or down, got ${show(state)}`);
+    }
+    const code = STATE_CODE[state];
+    if (!Number.isFinite(atMs) || atMs < 0) {
+      throw new RangeError(`history: atMs must be a time >= 0, got ${show(atMs)}`);
+    }
+    if (latencyMs !== null && !(Number.isFinite(latencyMs) && latencyMs >= 0)) {
+      throw new RangeError(`history: latencyMs must be a number >= 0 or null, got ${show(latencyMs)}`);
+    }
+    let history = this.#checks.get(check);
+    if (history === undefined) {
+      history = new CheckHistory();
+      this.#checks.set(check, history);
+    }
+    // Clamped to what a bucket's Uint32 holds: 4.9 days, far beyond any timeout.
+    history.add(code, latencyMs === null ? null : Math.min(Math.round(latencyMs * 10), 0xffffffff), atMs);
+  }
+
+  /** Keeps a transition (a copy), dropping the oldest beyond MAX_TRANSITIONS. */
+  addTransition(t: Transition): void {
+    const atMs = Date.parse(t.time);
+    if (!Number.isFinite(atMs)) throw new RangeError(`history: transition time must be ISO 8601, got ${show(t.time)}`);
+    const copy: Transition = { time: t.time, check: t.check, from: t.from, to: t.to, reason: t.reason };
+    this.#transitions.push({ transition: copy, atMs });
+    // Trimmed in batches: one splice per 100 transitions instead of a shift per transition.
+    if (this.#transitions.length >= MAX_TRANSITIONS + 100) {
+      this.#transitions.splice(0, this.#transitions.length - MAX_TRANSITIONS);
+    }
+  }
+
+  /** The kept transitions, oldest first (at most MAX_TRANSITIONS). */
+  transitions(): readonly Transition[] {
+    const start = Math.max(0, this.#transitions.length - MAX_TRANSITIONS);
+    return this.#transitions.slice(start).map((s) => s.transition);
+  }
+
+  /** The check's latest RECENT_RESULTS runs, oldest first. */
+  recent(check: string): readonly RecentResult[] {
+    const history = this.#checks.get(check);
+    if (history === undefined) return [];
+    const out: RecentResult[] = [];
+    for (const i of history.recentSlots()) {
+      const latency = history.recentLatencyMs[i];
+      out.push({
+        time: new Date(history.recentAtMs[i]).toISOString(),
+        state: STATES[history.recentState[i]],
+        latencyMs: Number.isNaN(latency) ? null : latency,
+      });
+    }
+    return out;
+  }
+
+  /** Names of the checks with history, e.g. to forget those a new configuration no longer has. */
+  names(): string[] {
+    return [...this.#checks.keys()];
+  }
+
+  /** Drops a check's buckets and results (a check removed by a reload); its transitions stay. */
+  forget(check: string): void {
+    this.#checks.delete(check);
+  }
+
+  /**
+   * Percent of the check's runs whose state was not down, floored to two decimals, null without runs:
+   * 24h over the minute buckets of the last 24 h, 7d and 30d over the hour buckets, each window
+   * ending with the bucket that holds `nowMs`. Cheap enough for every check on every snapshot: the
+   * finished buckets are summed once per minute (24h) and once per hour (7d, 30d).
+   */
+  uptime(check: string, nowMs: number): Uptime {
+    const history = this.#checks.get(check);
+    if (history === undefined) return { '24h': null, '7d': null, '30d': null };
+    history.minutes.uptime(Math.floor(nowMs / MINUTE_MS), this.#day);
+    history.hours.uptime(Math.floor(nowMs / HOUR_MS), this.#weekMonth);
+    return { '24h': this.#day[0], '7d': this.#weekMonth[0], '30d': this.#weekMonth[1] };
+  }
+
+  /**
+   * GET /history's body. The range ends with the end of the bucket that holds `nowMs` (minute
+   * buckets for 1h and 24h, hour buckets for 7d, 30d and 90d), so slices line up with whole buckets.
+   * Each bucket counts once, in the slice its start falls in: a slice shorter than a bucket that
+   * holds no bucket's start is empty. Transitions are those in [from, to).
+   */
+  query(q: HistoryQuery, nowMs: number): HistoryAnswer {
+    const rangeMs = RANGES[q.range];
+    if (!Object.hasOwn(RANGES, q.range)) throw new RangeError(`history: unknown range ${show(q.range)}`);
+    const slices = q.buckets;
+    if (!Number.isInteger(slices) || slices < 1 || slices > MAX_QUERY_BUCKETS) {
+      throw new RangeError(`history: buckets must be an integer 1-${MAX_QUERY_BUCKETS}, got ${show(slices)}`);
+    }
+    const minutes = rangeMs <= DAY_MS;
+    const resolutionMs = minutes ? MINUTE_MS : HOUR_MS;
+    const n = rangeMs / resolutionMs;
+    const current = Math.floor(nowMs / resolutionMs);
+    const first = current - n + 1;
+    const toMs = (current + 1) * resolutionMs;
+    const fromMs = toMs - rangeMs;
+    const starts: string[] = [];
+    for (let i = 0; i < slices; i++) starts.push(new Date(fromMs + Math.ceil((i * rangeMs) / slices)).toISOString());
+
+    const up = new Float64Array(slices);
+    const degraded = new Float64Array(slices);
+    const down = new Float64Array(slices);
+    const min = new Float64Array(slices);
+    const max = new Float64Array(slices);
+    const sum = new Float64Array(slices);
+    const count = new Float64Array(slices);
+    const checks: CheckHistoryAnswer[] = [];
+    for (const name of q.checks) {
+      up.fill(0);
+      degraded.fill(0);
+      down.fill(0);
+      sum.fill(0);
+      count.fill(0);
+      min.fill(Infinity);
+      max.fill(-Infinity);
+      let runs = 0;
+      let ok = 0;
+      const history = this.#checks.get(name);
+      const ring = history === undefined ? null : minutes ? history.minutes : history.hours;
+      if (ring !== null) {
+        for (let k = 0; k < n; k++) {
+          const index = first + k;
+          if (!ring.holds(index)) continue;
+          const slot = index % ring.size;
+          const s = Math.floor((k * slices) / n);
+          up[s] += ring.up[slot];
+          degraded[s] += ring.degraded[slot];
+          down[s] += ring.down[slot];
+          ok += ring.up[slot] + ring.degraded[slot];
+          runs += ring.up[slot] + ring.degraded[slot] + ring.down[slot];
+          if (ring.count[slot] > 0) {
+            if (ring.minTenths[slot] < min[s]) min[s] = ring.minTenths[slot];
+            if (ring.maxTenths[slot] > max[s]) max[s] = ring.maxTenths[slot];
+            sum[s] += ring.sumTenths[slot];
+            count[s] += ring.count[slot];
+          }
+        }
+      }
+      const buckets: HistoryBucket[] = [];
+      for (let s = 0; s < slices; s++) {
+        const latencyMs: LatencySummary =
+          count[s] === 0
+            ? { min: null, avg: null, max: null }
+            : { min: min[s] / 10, avg: Math.round(sum[s] / count[s]) / 10, max: max[s] / 10 };
+        buckets.push({ start: starts[s], up: up[s], degraded: degraded[s], down: down[s], latencyMs });
+      }
+      checks.push({ name, uptime: percent(ok, runs), buckets });
+    }
+
+    const wanted = new Set(q.checks);
+    const overall = q.overall ?? true;
+    const transitions: Transition[] = [];
+    for (let i = Math.max(0, this.#transitions.length - MAX_TRANSITIONS); i < this.#transitions.length; i++) {
+      const { transition: t, atMs } = this.#transitions[i];
+      if (atMs < fromMs || atMs >= toMs) continue;
+      if (t.check === null ? overall : wanted.has(t.check)) transitions.push(t);
+    }
+    return {
+      range: q.range,
+      buckets: slices,
+      from: new Date(fromMs).toISOString(),
+      to: new Date(toMs).toISOString(),
+      checks,
+      transitions,
+    };
+  }
+
+  /**
+   * The state file's JSON text in pieces: a head with the transitions, then one piece per check
+   * (about 100 KB each), then the tail. Each piece is built when asked for, so a writer that yields
+   * between pieces never holds the event loop for more than one check's serialization.
+   */
+  *jsonPieces(): Generator<string> {
+    yield `{"version":${HISTORY_VERSION},"transitions":${JSON.stringify(this.transitions())},"checks":[`;
+    let comma = '';
+    for (const [name, history] of this.#checks) {
+      yield comma + history.toJSON(name);
+      comma = ',';
+    }
+    yield ']}';
+  }
+
+  /** A History from the parsed state file; throws an Error saying what is wrong with anything malformed. */
+  static fromJSON(value: unknown): History {
+    const o = record(value, 'history');
+    if (o.version !== HISTORY_VERSION) fail(`history.version must be ${HISTORY_VERSION}, got ${show(o.version)}`);
+    if (!Array.isArray(o.transitions)) fail(`history.transitions must be an array, got ${describe(o.transitions)}`);
+    if (!Array.isArray(o.checks)) fail(`history.checks must be an array, got ${describe(o.checks)}`);
+    const history = new History();
+    o.transitions.forEach((t: unknown, i: number) => history.addTransition(transition(t, `history.transitions[${i}]`)));
+    o.checks.forEach((c: unknown, i: number) => {
+      const where = `history.checks[${i}]`;
+      const entry = record(c, where);
+      if (typeof entry.name !== 'string') fail(`${where}.name must be a string, got ${show(entry.name)}`);
+      if (history.#checks.has(entry.name)) fail(`${where}.name ${JSON.stringify(entry.name)} appears twice`);
+      const check = new CheckHistory();
+      check.minutes.load(entry.minutes, `${where}.minutes`);
+      check.hours.load(entry.hours, `${where}.hours`);
+      const recent = entry.recent;
+      if (!Array.isArray(recent) || recent.length > RECENT_RESULTS) {
+        fail(`${where}.recent must be an array of at most ${RECENT_RESULTS} results, got ${describe(recent)}`);
+      }
+      recent.forEach((r: unknown, k: number) => {
+        const [atMs, state, latency] = Array.isArray(r) && r.length === 3 ? r : [];
+        const valid =
+          typeof atMs === 'number' && Number.isFinite(atMs) && atMs >= 0 && Object.hasOwn(STATE_CODE, state) &&
+          (latency === null || (typeof latency === 'number' && Number.isFinite(latency) && latency >= 0));
+        if (!valid) fail(`${where}.recent[${k}] must be [time ms, state, latency ms or null], got ${show(r)}`);
+        check.addRecent(atMs, STATE_CODE[state as CheckState], latency);
+      });
+      history.#checks.set(entry.name, check);
+    });
+    return history;
+  }
+}
+
+function transition(value: unknown, where: string): Transition {
+  const t = record(value, where);
+  const state = (v: unknown): boolean => typeof v === 'string' && Object.hasOwn(STATE_CODE, v);
+  if (typeof t.time !== 'string' || !Number.isFinite(Date.parse(t.time))) {
+    fail(`${where}.time must be ISO 8601, got ${show(t.time)}`);
+  }
+  if (t.check !== null && typeof t.check !== 'string') {
+    fail(`${where}.check must be a string or null, got ${show(t.check)}`);
+  }
+  if (t.from !== null && !state(t.from)) fail(`${where}.from must be a state or null, got ${show(t.from)}`);
+  if (!state(t.to)) fail(`${where}.to must be a state, got ${show(t.to)}`);
+  if (t.reason !== null && typeof t.reason !== 'string') {
+    fail(`${where}.reason must be a string or null, got ${show(t.reason)}`);
+  }
+  return t as unknown as Transition;
+}
+
+function record(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    fail(`${where} must be an object, got ${describe(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function fail(message: string): never {
+  throw new Error(message);
+}
+
+function describe(value: unknown): string {
+  if (Array.isArray(value)) return `an array of ${value.length} items`;
+  return value === null ? 'null' : typeof value;
+}
+
+function show(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(JSON.stringify(value) ?? value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}

@@ -1,0 +1,418 @@
+// History (docs/history.md): buckets, uptime, /history answers, transitions, and the state file's
+// JSON, counted from known runs recorded at chosen times.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  History, HOUR_BUCKETS, MAX_TRANSITIONS, MINUTE_BUCKETS, RANGES, RECENT_RESULTS, parseHistoryQuery,
+  type HistoryAnswer, type RangeName,
+} from '../history.ts';
+import type { CheckState, Transition } from '../status.ts';
+
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+// A whole hour, so minute and hour buckets start on it.
+const T0 = Date.UTC(2024, 0, 10, 0, 0, 0);
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function totals(answer: HistoryAnswer, check = 0): { up: number; degraded: number; down: number } {
+  const sum = { up: 0, degraded: 0, down: 0 };
+  for (const b of answer.checks[check].buckets) {
+    sum.up += b.up;
+    sum.degraded += b.degraded;
+    sum.down += b.down;
+  }
+  return sum;
+}
+
+function transition(atMs: number, check: string | null, to: CheckState, from: CheckState | null = 'up'): Transition {
+  return { time: iso(atMs), check, from, to, reason: to === 'up' ? null : `went ${to}` };
+}
+
+function text(history: History): string {
+  return [...history.jsonPieces()].join('');
+}
+
+test('counts runs per state and latency min/avg/max in the minute that holds them', () => {
+  const history = new History();
+  history.record('api', 'up', 10, T0 + 5_000);
+  history.record('api', 'degraded', 30.4, T0 + 20_000);
+  history.record('api', 'down', null, T0 + 59_999);
+  history.record('api', 'up', 20, T0 + MINUTE);
+  const answer = history.query({ range: '1h', buckets: 60, checks: ['api'] }, T0 + MINUTE + 30_000);
+  const buckets = answer.checks[0].buckets;
+  assert.equal(buckets.length, 60);
+  assert.deepEqual(buckets[58], {
+    start: iso(T0), up: 1, degraded: 1, down: 1, latencyMs: { min: 10, avg: 20.2, max: 30.4 },
+  });
+  assert.deepEqual(buckets[59], {
+    start: iso(T0 + MINUTE), up: 1, degraded: 0, down: 0, latencyMs: { min: 20, avg: 20, max: 20 },
+  });
+  assert.deepEqual(buckets[0], {
+    start: iso(T0 - 58 * MINUTE), up: 0, degraded: 0, down: 0, latencyMs: { min: null, avg: null, max: null },
+  });
+  assert.equal(answer.checks[0].uptime, 75);
+});
+
+test('answers every range with equal slices, oldest first, ending with the bucket that holds now', () => {
+  const now = T0 + 10 * DAY + 5 * HOUR + 17 * MINUTE + 12_345;
+  const cases: Array<[RangeName, number, number]> = [
+    ['1h', 60, MINUTE], ['24h', 90, MINUTE], ['7d', 168, HOUR], ['30d', 30, HOUR], ['90d', 90, HOUR],
+    ['24h', 500, MINUTE], ['90d', 1, HOUR],
+  ];
+  for (const [range, buckets, resolution] of cases) {
+    const answer = new History().query({ range, buckets, checks: ['a', 'b'] }, now);
+    const to = (Math.floor(now / resolution) + 1) * resolution;
+    assert.equal(answer.range, range);
+    assert.equal(answer.buckets, buckets);
+    assert.equal(answer.to, iso(to), range);
+    assert.equal(answer.from, iso(to - RANGES[range]), range);
+    assert.deepEqual(answer.checks.map((c) => c.name), ['a', 'b']);
+    for (const check of answer.checks) {
+      assert.equal(check.buckets.length, buckets);
+      assert.equal(check.uptime, null);
+      check.buckets.forEach((b, i) => assert.equal(b.start, iso(to - RANGES[range] + (i * RANGES[range]) / buckets)));
+    }
+  }
+});
+
+test('fills each range from minute data (1h, 24h) or hour data (7d, 30d, 90d)', () => {
+  const history = new History();
+  const now = T0 + 100 * DAY;
+  // One down run 2 h ago, one up run 30 min ago, one degraded run 3 days ago, one up run 60 days ago.
+  history.record('api', 'up', 5, now - 60 * DAY);
+  history.record('api', 'degraded', 5, now - 3 * DAY);
+  history.record('api', 'down', 5, now - 2 * HOUR);
+  history.record('api', 'up', 5, now - 30 * MINUTE);
+  const count = (range: RangeName): { up: number; degraded: number; down: number } =>
+    totals(history.query({ range, buckets: 10, checks: ['api'] }, now));
+  assert.deepEqual(count('1h'), { up: 1, degraded: 0, down: 0 });
+  assert.deepEqual(count('24h'), { up: 1, degraded: 0, down: 1 });
+  assert.deepEqual(count('7d'), { up: 1, degraded: 1, down: 1 });
+  assert.deepEqual(count('30d'), { up: 1, degraded: 1, down: 1 });
+  assert.deepEqual(count('90d'), { up: 2, degraded: 1, down: 1 });
+  assert.equal(history.query({ range: '90d', buckets: 10, checks: ['api'] }, now).checks[0].uptime, 75);
+});
+
+test('counts each bucket once, in the slice its start falls in, when slices are finer than the data', () => {
+  const history = new History();
+  for (let m = 0; m < 60; m++) history.record('api', 'up', 1, T0 + m * MINUTE + 30_000);
+  const answer = history.query({ range: '1h', buckets: 120, checks: ['api'] }, T0 + 59 * MINUTE);
+  const counts = answer.checks[0].buckets.map((b) => b.up);
+  assert.deepEqual(counts, Array.from({ length: 120 }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+  assert.equal(answer.checks[0].buckets[1].latencyMs.avg, null);
+});
+
+test('spreads buckets over slices that do not divide them, and keeps every count', () => {
+  const history = new History();
+  for (let m = 0; m < 1440; m++) history.record('api', m % 10 === 0 ? 'down' : 'up', m % 100, T0 + m * MINUTE);
+  const answer = history.query({ range: '24h', buckets: 7, checks: ['api'] }, T0 + 1439 * MINUTE);
+  const sizes = answer.checks[0].buckets.map((b) => b.up + b.down);
+  // Slice i holds the minutes k with floor(k * 7 / 1440) = i.
+  assert.deepEqual(sizes, [206, 206, 206, 205, 206, 206, 205]);
+  assert.deepEqual(totals(answer), { up: 1296, degraded: 0, down: 144 });
+  assert.equal(answer.checks[0].buckets[1].start, iso(T0 + Math.ceil(DAY / 7)));
+  assert.equal(answer.checks[0].uptime, 90);
+  // Minutes 0-205: latencies 0-99 twice and 0-5: (2 * 4950 + 15) / 206.
+  assert.deepEqual(answer.checks[0].buckets[0].latencyMs, { min: 0, avg: 48.1, max: 99 });
+});
+
+test('uptime is the percent of runs not down over 24h, 7d and 30d, floored to two decimals', () => {
+  const history = new History();
+  const now = T0 + 40 * DAY;
+  // 24h: 1 down in 10,000 runs; 7d: 2 in 10,001; 30d: 3 in 10,003. Degraded is not down.
+  history.record('api', 'down', null, now - 20 * DAY);
+  history.record('api', 'up', 1, now - 20 * DAY + MINUTE);
+  history.record('api', 'down', null, now - 2 * DAY);
+  for (let i = 0; i < 9999; i++) history.record('api', i === 0 ? 'down' : 'degraded', 1, now - 23 * HOUR + i);
+  history.record('api', 'up', 1, now);
+  assert.deepEqual(history.uptime('api', now), { '24h': 99.99, '7d': 99.98, '30d': 99.97 });
+  // 9999 of 10000 not down is 99.99 exactly; 99.995 floors to 99.99, never rounds up to 100.
+  const rounding = new History();
+  for (let i = 0; i < 19_999; i++) rounding.record('b', 'up', null, T0 + i);
+  rounding.record('b', 'down', null, T0 + 20_000);
+  assert.equal(rounding.uptime('b', T0 + 20_000)['24h'], 99.99);
+});
+
+test('uptime is null for a check without runs in the window, and for an unknown check', () => {
+  const history = new History();
+  history.record('api', 'down', 1, T0);
+  assert.deepEqual(history.uptime('nope', T0), { '24h': null, '7d': null, '30d': null });
+  assert.deepEqual(history.uptime('api', T0), { '24h': 0, '7d': 0, '30d': 0 });
+  assert.deepEqual(history.uptime('api', T0 + 31 * DAY), { '24h': null, '7d': null, '30d': null });
+});
+
+test('uptime windows start 24 h, 7 d and 30 d before the end of the bucket that holds now', () => {
+  const history = new History();
+  history.record('api', 'down', 1, T0);
+  assert.equal(history.uptime('api', T0 + DAY - 1)['24h'], 0);
+  assert.equal(history.uptime('api', T0 + DAY)['24h'], null);
+  assert.equal(history.uptime('api', T0 + 7 * DAY - 1)['7d'], 0);
+  assert.equal(history.uptime('api', T0 + 7 * DAY)['7d'], null);
+  assert.equal(history.uptime('api', T0 + 30 * DAY - 1)['30d'], 0);
+  assert.equal(history.uptime('api', T0 + 30 * DAY)['30d'], null);
+});
+
+test('uptime follows each new run, in the current bucket and in finished ones', () => {
+  const history = new History();
+  const now = T0 + 5 * DAY + 30 * MINUTE;
+  history.record('api', 'up', 1, now - 2 * HOUR);
+  assert.equal(history.uptime('api', now)['24h'], 100);
+  history.record('api', 'down', 1, now - 2 * HOUR + 1); // the same, finished, bucket
+  assert.deepEqual(history.uptime('api', now), { '24h': 50, '7d': 50, '30d': 50 });
+  history.record('api', 'up', 1, now); // the current bucket
+  history.record('api', 'up', 1, now + 1);
+  assert.deepEqual(history.uptime('api', now), { '24h': 75, '7d': 75, '30d': 75 });
+  assert.deepEqual(history.uptime('api', now + MINUTE), { '24h': 75, '7d': 75, '30d': 75 });
+  history.record('api', 'down', 1, now + MINUTE);
+  assert.deepEqual(history.uptime('api', now + MINUTE), { '24h': 60, '7d': 60, '30d': 60 });
+  assert.deepEqual(history.uptime('api', now + HOUR), { '24h': 60, '7d': 60, '30d': 60 });
+});
+
+test('minute buckets roll over after 24 h and hour buckets after 90 days', () => {
+  const history = new History();
+  history.record('api', 'down', 7, T0);
+  history.record('api', 'up', 3, T0 + DAY);
+  let answer = history.query({ range: '24h', buckets: 480, checks: ['api'] }, T0 + DAY);
+  assert.deepEqual(totals(answer), { up: 1, degraded: 0, down: 0 });
+  answer = history.query({ range: '7d', buckets: 7, checks: ['api'] }, T0 + DAY);
+  assert.deepEqual(totals(answer), { up: 1, degraded: 0, down: 1 });
+  // The ring's slot for T0 is reused a lap later, and holds only the new minute.
+  history.record('api', 'degraded', 9, T0 + DAY + MINUTE * MINUTE_BUCKETS);
+  answer = history.query({ range: '24h', buckets: 1, checks: ['api'] }, T0 + 2 * DAY);
+  assert.deepEqual(answer.checks[0].buckets[0].latencyMs, { min: 9, avg: 9, max: 9 });
+  assert.deepEqual(totals(answer), { up: 0, degraded: 1, down: 0 });
+  history.record('api', 'up', 3, T0 + HOUR * HOUR_BUCKETS);
+  answer = history.query({ range: '90d', buckets: 90, checks: ['api'] }, T0 + HOUR * HOUR_BUCKETS);
+  assert.deepEqual(totals(answer), { up: 2, degraded: 1, down: 0 });
+  assert.equal(answer.checks[0].uptime, 100);
+  // A gap longer than the ring empties it.
+  history.record('api', 'down', 3, T0 + 200 * DAY);
+  answer = history.query({ range: '90d', buckets: 90, checks: ['api'] }, T0 + 200 * DAY);
+  assert.deepEqual(totals(answer), { up: 0, degraded: 0, down: 1 });
+});
+
+test('a run before the newest bucket (the clock stepped back) drops the buckets after it', () => {
+  const history = new History();
+  history.record('api', 'up', 1, T0);
+  history.record('api', 'up', 1, T0 + 10 * MINUTE);
+  history.record('api', 'down', 1, T0 + 3 * HOUR);
+  history.record('api', 'degraded', 1, T0 + 5 * MINUTE);
+  const answer = history.query({ range: '24h', buckets: 480, checks: ['api'] }, T0 + 3 * HOUR);
+  assert.deepEqual(totals(answer), { up: 1, degraded: 1, down: 0 });
+  assert.deepEqual(history.uptime('api', T0 + 5 * MINUTE), { '24h': 100, '7d': 100, '30d': 100 });
+  history.record('api', 'down', 1, T0 - 100 * DAY);
+  assert.deepEqual(history.uptime('api', T0), { '24h': null, '7d': null, '30d': null });
+  assert.deepEqual(history.uptime('api', T0 - 100 * DAY), { '24h': 0, '7d': 0, '30d': 0 });
+});
+
+test('keeps the latest 60 results of each check, oldest first', () => {
+  const history = new History();
+  assert.deepEqual(history.recent('api'), []);
+  history.record('api', 'down', null, T0);
+  assert.deepEqual(history.recent('api'), [{ time: iso(T0), state: 'down', latencyMs: null }]);
+  for (let i = 1; i <= 100; i++) history.record('api', 'up', i, T0 + i * 1000);
+  const recent = history.recent('api');
+  assert.equal(recent.length, RECENT_RESULTS);
+  assert.deepEqual(recent[0], { time: iso(T0 + 41_000), state: 'up', latencyMs: 41 });
+  assert.deepEqual(recent.at(-1), { time: iso(T0 + 100_000), state: 'up', latencyMs: 100 });
+});
+
+test('keeps the last 1000 transitions, oldest first', () => {
+  const history = new History();
+  for (let i = 0; i < 2345; i++) history.addTransition(transition(T0 + i, i % 2 ? 'api' : null, 'down'));
+  const kept = history.transitions();
+  assert.equal(kept.length, MAX_TRANSITIONS);
+  assert.equal(kept[0].time, iso(T0 + 1345));
+  assert.equal(kept.at(-1)?.time, iso(T0 + 2344));
+  assert.equal(history.query({ range: '1h', buckets: 1, checks: ['api'] }, T0).transitions.length, MAX_TRANSITIONS);
+});
+
+test('answers the transitions in the range, of the checks asked, and the overall ones unless told not to', () => {
+  const history = new History();
+  const now = T0 + 10 * DAY;
+  const extra = { ...transition(now - 59 * MINUTE, 'api', 'down'), extra: 'dropped' };
+  history.addTransition(transition(now - 2 * DAY, 'api', 'down'));
+  history.addTransition(extra);
+  history.addTransition(transition(now - 30 * MINUTE, null, 'degraded', null));
+  history.addTransition(transition(now - 10 * MINUTE, 'db', 'down'));
+  history.addTransition(transition(now - 5 * MINUTE, 'api', 'up', 'down'));
+  const times = (q: { range: RangeName; checks: string[]; overall?: boolean }): string[] =>
+    history.query({ buckets: 1, ...q }, now).transitions.map((t) => `${t.check}@${(now - Date.parse(t.time)) / 60e3}`);
+  assert.deepEqual(times({ range: '1h', checks: ['api', 'db'] }), ['api@59', 'null@30', 'db@10', 'api@5']);
+  assert.deepEqual(times({ range: '24h', checks: ['api'], overall: false }), ['api@59', 'api@5']);
+  assert.deepEqual(times({ range: '7d', checks: ['api'] }), ['api@2880', 'api@59', 'null@30', 'api@5']);
+  // The range is [from, to): 1h ends with the current minute and starts 59 minutes before it.
+  history.addTransition(transition(now - HOUR, 'db', 'up', 'down'));
+  assert.deepEqual(times({ range: '1h', checks: ['db'], overall: false }), ['db@10']);
+  assert.deepEqual(Object.keys(history.transitions()[1]), ['time', 'check', 'from', 'to', 'reason']);
+  assert.throws(() => history.addTransition({ ...extra, time: 'yesterday' }), /transition time must be ISO 8601/);
+});
+
+test('forgets a check removed by a reload, and names the checks it has', () => {
+  const history = new History();
+  history.record('api', 'up', 1, T0);
+  history.record('db', 'up', 1, T0);
+  assert.deepEqual(history.names(), ['api', 'db']);
+  history.forget('api');
+  assert.deepEqual(history.names(), ['db']);
+  assert.deepEqual(history.recent('api'), []);
+  assert.equal(history.uptime('api', T0)['24h'], null);
+});
+
+test('refuses a run with an unknown state, a bad time or a bad latency', () => {
+  const history = new History();
+  const sideways = 'sideways' as CheckState;
+  assert.throws(() => history.record('api', sideways, 1, T0), /state must be up, degraded or down, got "sideways"/);
+  assert.throws(() => history.record('api', 'toString' as CheckState, 1, T0), TypeError);
+  assert.throws(() => history.record('api', 'up', 1, NaN), /atMs must be a time >= 0/);
+  assert.throws(() => history.record('api', 'up', 1, -1), RangeError);
+  assert.throws(() => history.record('api', 'up', -1, T0), /latencyMs must be a number >= 0 or null, got -1/);
+  assert.throws(() => history.record('api', 'up', Infinity, T0), RangeError);
+  assert.deepEqual(history.names(), []);
+});
+
+test('query refuses a range or a slice count outside the contract', () => {
+  const history = new History();
+  assert.throws(() => history.query({ range: '2h' as RangeName, buckets: 1, checks: [] }, T0), /unknown range "2h"/);
+  for (const buckets of [0, 501, 1.5, NaN]) {
+    assert.throws(() => history.query({ range: '1h', buckets, checks: [] }, T0), /buckets must be an integer 1-500/);
+  }
+});
+
+test('reads GET /history query strings: defaults, 400 for a bad range or buckets, 404 for an unknown check', () => {
+  const known = ['api', 'db'];
+  const parse = (qs: string): ReturnType<typeof parseHistoryQuery> => parseHistoryQuery(new URLSearchParams(qs), known);
+  assert.deepEqual(parse(''), { ok: true, query: { range: '24h', buckets: 90, checks: ['api', 'db'], overall: true } });
+  assert.deepEqual(parse('range=90d&buckets=500&token=x'), {
+    ok: true, query: { range: '90d', buckets: 500, checks: ['api', 'db'], overall: true },
+  });
+  assert.deepEqual(parse('range=1h&buckets=1&check=db&check=api&check=db'), {
+    ok: true, query: { range: '1h', buckets: 1, checks: ['db', 'api'], overall: false },
+  });
+  for (const qs of ['range=2h', 'range=', 'range=toString', 'range=1h&range=24h']) {
+    const answer = parse(qs);
+    assert.equal(answer.ok, false, qs);
+    assert.equal(!answer.ok && answer.status, 400, qs);
+    assert.match(!answer.ok ? answer.error : '', /^history: range (must be one of 1h, 24h, 7d, 30d, 90d, got|given 2)/);
+  }
+  for (const value of ['0', '501', '', '1.5', '-1', '1e2', '9999', '1&buckets=2']) {
+    const qs = `buckets=${value}`;
+    const answer = parse(qs);
+    assert.equal(!answer.ok && answer.status, 400, qs);
+    assert.match(!answer.ok ? answer.error : '', /^history: buckets (must be an integer 1-500, got|given 2 times)/);
+  }
+  assert.deepEqual(parse('check=api&check=nope'), { ok: false, status: 404, error: 'history: no check named "nope"' });
+  assert.equal(parse('check=').ok, false);
+  assert.deepEqual(parse('range=bad&check=nope'), parse('range=bad'));
+});
+
+test('round trip: the JSON pieces read back by fromJSON give the same pieces and answers', () => {
+  const history = new History();
+  const now = T0 + 95 * DAY + 7 * MINUTE;
+  for (let t = now - 92 * DAY; t <= now; t += 7 * MINUTE + 13_000) {
+    const state: CheckState = t % 11 === 0 ? 'down' : t % 7 === 0 ? 'degraded' : 'up';
+    history.record('api', state, state === 'down' ? null : ((t / 1000) % 997) / 10 + 0.1, t);
+    if (t % 3 === 0) history.record('we"ird\n', 'up', 812.3, t);
+  }
+  history.record('new', 'up', 1, now);
+  history.addTransition(transition(now - HOUR, 'api', 'down'));
+  history.addTransition(transition(now - MINUTE, null, 'up', 'down'));
+  const pieces = [...history.jsonPieces()];
+  assert.ok(pieces.length >= 5, 'a head, a piece per check, a tail');
+  const copy = History.fromJSON(JSON.parse(pieces.join('')));
+  assert.equal(text(copy), pieces.join(''));
+  assert.deepEqual(copy.transitions(), history.transitions());
+  assert.deepEqual(copy.recent('api'), history.recent('api'));
+  for (const range of Object.keys(RANGES) as RangeName[]) {
+    const q = { range, buckets: 97, checks: history.names() };
+    assert.deepEqual(copy.query(q, now), history.query(q, now), range);
+  }
+  for (const name of history.names()) assert.deepEqual(copy.uptime(name, now), history.uptime(name, now));
+  assert.equal(text(History.fromJSON(JSON.parse(text(new History())))), text(new History()));
+});
+
+test('a history saved an hour ago rolls its buckets forward when runs resume', () => {
+  const history = new History();
+  for (let m = 0; m < 1440; m++) history.record('api', 'down', 1, T0 + m * MINUTE);
+  const saved = JSON.parse(text(history)) as unknown;
+  const later = T0 + 1440 * MINUTE + HOUR; // restarted an hour after the last run
+  const copy = History.fromJSON(saved);
+  copy.record('api', 'up', 1, later);
+  const day = copy.query({ range: '24h', buckets: 24, checks: ['api'] }, later);
+  // The window is minutes 61-1500: minutes 61-1439 of down runs remain, then an empty hour, then the run.
+  assert.deepEqual(totals(day), { up: 1, degraded: 0, down: 1379 });
+  // Hour slices start at minute 61: the last two hold minutes 1381-1440 (59 down runs) and 1441-1500 (the run).
+  assert.deepEqual(day.checks[0].buckets.slice(-2).map((b) => [b.start, b.up, b.down]), [
+    [iso(later - 119 * MINUTE), 0, 59], [iso(later - 59 * MINUTE), 1, 0],
+  ]);
+  const week = copy.query({ range: '7d', buckets: 7, checks: ['api'] }, later);
+  assert.deepEqual(totals(week), { up: 1, degraded: 0, down: 1440 });
+  assert.equal(copy.uptime('api', later)['24h'], 0.07);
+});
+
+test('a history saved ahead of the clock shows nothing from the future and drops it when runs resume', () => {
+  const history = new History();
+  history.record('api', 'down', 1, T0 + 2 * HOUR);
+  const copy = History.fromJSON(JSON.parse(text(history)));
+  const count = (range: RangeName, now: number): { up: number; degraded: number; down: number } =>
+    totals(copy.query({ range, buckets: 1, checks: ['api'] }, now));
+  assert.deepEqual(count('24h', T0), { up: 0, degraded: 0, down: 0 });
+  copy.record('api', 'up', 1, T0);
+  assert.deepEqual(count('24h', T0 + 2 * HOUR), { up: 1, degraded: 0, down: 0 });
+  assert.deepEqual(count('7d', T0 + 2 * HOUR), { up: 1, degraded: 0, down: 0 });
+});
+
+test('fromJSON refuses a wrong version, wrong lengths and bad types, saying where', () => {
+  const history = new History();
+  history.record('api', 'up', 5, T0);
+  history.addTransition(transition(T0, 'api', 'down'));
+  const good = (): Record<string, any> => JSON.parse(text(history)) as Record<string, any>;
+  // Each case spoils a good copy: `v` is the whole, `t` its first transition, `c` its first check.
+  type Spoil = (v: Record<string, any>, t: Record<string, any>, c: Record<string, any>) => unknown;
+  const cases: Array<[string, Spoil, RegExp]> = [
+    ['not an object', () => [], /^history must be an object, got an array of 0 items$/],
+    ['null', () => null, /^history must be an object, got null$/],
+    ['wrong version', (v) => ({ ...v, version: 2 }), /^history\.version must be 1, got 2$/],
+    ['no transitions', (v) => ({ ...v, transitions: {} }), /history\.transitions must be an array, got object/],
+    ['no checks', (v) => ({ ...v, checks: 'x' }), /history\.checks must be an array, got string/],
+    ['a bad transition time', (v, t) => ((t.time = 'soon'), v), /transitions\[0\]\.time must be ISO 8601/],
+    ['a bad transition check', (v, t) => ((t.check = 3), v), /transitions\[0\]\.check must be a string or null/],
+    ['a bad transition from', (v, t) => ((t.from = 'sideways'), v), /transitions\[0\]\.from must be a state/],
+    ['a bad transition to', (v, t) => ((t.to = null), v), /transitions\[0\]\.to must be a state/],
+    ['a bad transition reason', (v, t) => ((t.reason = 1), v), /transitions\[0\]\.reason must be a string or null/],
+    ['a check not an object', (v) => ((v.checks[0] = 'api'), v), /history\.checks\[0\] must be an object/],
+    ['a check without a name', (v, t, c) => (delete c.name, v), /checks\[0\]\.name must be a string/],
+    ['a check twice', (v, t, c) => (v.checks.push(c), v), /checks\[1\]\.name "api" appears twice/],
+    ['no minutes', (v, t, c) => (delete c.minutes, v), /checks\[0\]\.minutes must be an object/],
+    ['a bad end', (v, t, c) => ((c.hours.end = 1.5), v), /hours\.end must be an integer >= -1, got 1.5/],
+    ['a short column', (v, t, c) => (c.minutes.up.pop(), v), /minutes\.up must be an array of 1440 numbers/],
+    ['a long column', (v, t, c) => (c.hours.sum.push(0), v), /hours\.sum must be an array of 2160 numbers/],
+    ['no column', (v, t, c) => (delete c.hours.count, v), /hours\.count must be an array of 2160 .*undefined/],
+    ['a fractional count', (v, t, c) => ((c.minutes.down[3] = 0.5), v), /down\[3\] must be a count >= 0, got 0.5/],
+    ['a negative count', (v, t, c) => ((c.minutes.degraded[3] = -1), v), /minutes\.degraded\[3\] must be a count/],
+    ['a string latency', (v, t, c) => ((c.minutes.min[3] = '1'), v), /minutes\.min\[3\] must be a latency in ms >= 0/],
+    ['more latencies than runs', (v, t, c) => ((c.minutes.count[1439] = 2), v), /minutes\.count has more latencies/],
+    ['no recent list', (v, t, c) => ((c.recent = null), v), /recent must be an array of at most 60 results/],
+    ['a long recent list', (v, t, c) => ((c.recent = Array(61).fill(c.recent[0])), v), /recent must be an array/],
+    ['a bad recent state', (v, t, c) => ((c.recent[0][1] = 'meh'), v), /recent\[0\] must be \[time ms, state/],
+    ['a bad recent latency', (v, t, c) => ((c.recent[0][2] = -5), v), /recent\[0\] must be/],
+    ['a short recent entry', (v, t, c) => ((c.recent[0] = [T0, 'up']), v), /recent\[0\] must be/],
+  ];
+  for (const [what, spoil, message] of cases) {
+    const v = good();
+    assert.throws(() => History.fromJSON(spoil(v, v.transitions[0], v.checks[0])), (err: Error) => {
+      assert.ok(err instanceof Error, what);
+      assert.match(err.message, message, what);
+      return true;
+    });
+  }
+  // What the checks accept: a good copy, and a recent latency of null.
+  const fine = good();
+  fine.checks[0].recent[0][2] = null;
+  assert.deepEqual(History.fromJSON(fine).recent('api')[0].latencyMs, null);
+});
