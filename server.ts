@@ -174,6 +174,10 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A rejection nobody handled is a bug to log, not a reason to stop watching the service.
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled rejection', { err: reason instanceof Error ? reason : String(reason) });
+  });
 
   try {
     running = await startServer(config, { log });

@@ -55,6 +55,8 @@ export function guardConnections(server: Server, limits: ConnectionLimits, log: 
   });
   let lastErrorLogMs = 0;
   server.on('error', (err: NodeJS.ErrnoException) => {
+    // Before listening, an error is the caller's to report (the port is taken).
+    if (!server.listening) return;
     const now = Date.now();
     if (now - lastErrorLogMs < ACCEPT_ERROR_LOG_MS) return;
     lastErrorLogMs = now;
