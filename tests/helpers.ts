@@ -15,6 +15,7 @@ import { type SseEvent as ParsedEvent, SseParser } from '../bench/sse-parser.ts'
 import { parseConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
 import { startServer, type RunningServer } from '../server.ts';
+import { type EventFilter, type HubOptions, parseEventFilter, SseHub } from '../sse.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Set in CI: tests that need nginx, chromium or Node 24 fail instead of skipping. */
@@ -343,4 +344,46 @@ export async function openStream(url: string, headers: Record<string, string> = 
   const client = new SseClient(url, headers);
   await withDeadline(client.response, 10_000, `opening ${url}`);
   return client;
+}
+
+export interface HubServer {
+  readonly hub: SseHub;
+  readonly server: http.Server;
+  readonly port: number;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The hub alone behind a plain node:http server on 127.0.0.1, for transport tests: any GET
+ * opens a stream with its Last-Event-ID (header, else ?lastEventId=) and ?events= filter;
+ * a bad filter is a 400, a full hub a 503, and a queued request gets no answer.
+ */
+export async function startHubServer(options: Partial<HubOptions> = {}): Promise<HubServer> {
+  const hub = new SseHub({
+    retryMs: 1000, heartbeatMs: 0, replaySize: 100, maxClients: 100, maxBufferedBytes: 1 << 20, ...options,
+  });
+  const server = http.createServer((req, res) => {
+    const query = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams;
+    let events: EventFilter;
+    try {
+      events = parseEventFilter(query.get('events'));
+    } catch (err) {
+      res.writeHead(400).end((err as Error).message);
+      return;
+    }
+    const header = req.headers['last-event-id'];
+    const lastEventId = (Array.isArray(header) ? header[0] : header) ?? query.get('lastEventId');
+    if (hub.open(res, { lastEventId, events }) === 'full') res.writeHead(503).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    hub, server, port, url: `http://127.0.0.1:${port}/`,
+    close: () => {
+      hub.closeAll();
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }
