@@ -32,6 +32,7 @@ export function parseCheckList(value: string, defaults: CheckDefaults): ParsedCh
   // Problems by entry, so that a name found used twice later is still listed in order.
   const problems: string[][] = [];
   const pending: Pending[] = [];
+  const names = new Set<string>();
   for (const rawEntry of value.split(',')) {
     const entry = rawEntry.trim();
     if (entry === '') continue; // tolerate "a=...,", and spaces after commas
@@ -66,10 +67,15 @@ export function parseCheckList(value: string, defaults: CheckDefaults): ParsedCh
     }
     const parts = commonParts({}, defaults, () => {});
     const def = buildCheck(kind, parts, url, {}, (_field, _given, accepted) => bad(accepted));
+    const duplicate = (used: string): void => bad(`unique names (${JSON.stringify(used)} is used twice)`);
+    if (name !== null) {
+      if (names.has(name)) duplicate(name);
+      names.add(name);
+    }
     if (lines.length > 0) continue;
-    pending.push({ def, url, name, duplicate: (taken) => bad(`unique names (${JSON.stringify(taken)} is used twice)`) });
+    pending.push({ def, url, name, duplicate });
   }
-  const checks = assignNames(pending, new Set());
+  const checks = assignNames(pending, names);
   return { checks, problems: problems.flat() };
 }
 
@@ -135,7 +141,12 @@ export function parseCheckDefinitions(
       if (kind === null) bad('url', record.url, URL_ACCEPTED);
     }
     if (kind === 'push' && nameValue === undefined) bad('name', undefined, 'push checks are pushed to as POST /push/<name>');
-    const shownName = name ?? (url !== null && kind !== null ? defaultName(kind, url, false) : null);
+    if (name !== null) {
+      const other = taken.has(name) ? 'in CHECKS' : sites.get(name);
+      if (other !== undefined) report(`name: ${JSON.stringify(name)} is used twice (also ${other})`);
+      else sites.set(name, `checks[${index}]`);
+    }
+    const shownName = name ?? (nameValue === undefined && url !== null && kind !== null ? defaultName(kind, url, false) : null);
     if (shownName !== null) label += ` ${JSON.stringify(shownName)}`;
 
     // Fields: known, and taken by this kind; the others are left out of what is built.
@@ -166,13 +177,13 @@ export function parseCheckDefinitions(
     pending.push({
       def, url, name,
       duplicate: (dup) => {
-        report(`name: ${JSON.stringify(dup)} is used twice (also ${taken.has(dup) ? 'in CHECKS' : sites.get(dup)})${name === null ? '; give the checks names' : ''}`);
+        report(`name: ${JSON.stringify(dup)} is used twice (also ${taken.has(dup) ? 'in CHECKS' : sites.get(dup)}); give the checks names`);
         flush();
       },
       named: (final) => sites.set(final, `checks[${index}]`),
     });
   });
-  const checks = assignNames(pending, taken);
+  const checks = assignNames(pending, new Set([...taken, ...sites.keys()]));
   return { checks, problems: problems.flat() };
 }
 
@@ -240,33 +251,32 @@ interface Pending {
 }
 
 /**
- * Names each check: its own, else host:port, or host:port with the path when two unnamed
- * checks (or a name already used) would clash. A name used twice is a problem.
+ * Names each check: its own (already known to be unique), else host:port, or host:port with
+ * the path when two unnamed checks (or a name in `reserved`) would clash. A default name
+ * used twice is a problem.
  */
-function assignNames(pending: readonly Pending[], taken: ReadonlySet<string>): CheckDefinition[] {
-  const explicit = new Set(pending.flatMap((p) => (p.name === null ? [] : [p.name])));
+function assignNames(pending: readonly Pending[], reserved: ReadonlySet<string>): CheckDefinition[] {
   const shortCounts = new Map<string, number>();
   for (const p of pending) {
     if (p.name !== null) continue;
     const short = defaultName(p.def.kind, p.url, false);
     if (short !== null) shortCounts.set(short, (shortCounts.get(short) ?? 0) + 1);
   }
-  const used = new Set(taken);
+  const used = new Set(reserved);
   const checks: CheckDefinition[] = [];
   for (const p of pending) {
     let name = p.name;
     if (name === null) {
       const short = defaultName(p.def.kind, p.url, false);
-      const clashes = short === null || (shortCounts.get(short) ?? 0) > 1 || used.has(short) || explicit.has(short);
-      name = clashes ? defaultName(p.def.kind, p.url, true) : short;
+      name = short === null || (shortCounts.get(short) ?? 0) > 1 || used.has(short) ? defaultName(p.def.kind, p.url, true) : short;
+      // Push checks have no default name: their name is required, so name is never null here.
+      if (name === null || used.has(name)) {
+        p.duplicate(name ?? '');
+        continue;
+      }
+      used.add(name);
+      p.named?.(name);
     }
-    // Only push checks have no default name, and theirs is required by their builder.
-    if (name === null || used.has(name)) {
-      p.duplicate(name ?? '');
-      continue;
-    }
-    used.add(name);
-    p.named?.(name);
     checks.push(Object.freeze({ ...p.def, name }));
   }
   return checks;

@@ -46,6 +46,7 @@ export function stringField(entry: Entry, field: string, bad: Bad): string | nul
 
 /** A value given, for an error line: JSON (control characters escaped), cut at 80 characters. */
 export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }
