@@ -595,7 +595,9 @@ export class History {
     if (!Array.isArray(o.transitions)) fail(`history.transitions must be an array, got ${describe(o.transitions)}`);
     if (!Array.isArray(o.checks)) fail(`history.checks must be an array, got ${describe(o.checks)}`);
     const history = new History();
-    o.transitions.forEach((t: unknown, i: number) => history.addTransition(transition(t, `history.transitions[${i}]`)));
+    o.transitions.forEach((t: unknown, i: number) => {
+      history.addTransition(transition(t, `history.transitions[${i}]`));
+    });
     o.checks.forEach((c: unknown, i: number) => {
       const where = `history.checks[${i}]`;
       const entry = record(c, where);
@@ -611,7 +613,10 @@ export class History {
       recent.forEach((r: unknown, k: number) => {
         const [atMs, state, latency] = Array.isArray(r) && r.length === 3 ? r : [];
         const valid =
-          typeof atMs === 'number' && Number.isFinite(atMs) && atMs >= 0 && Object.hasOwn(STATE_CODE, state) &&
+          typeof atMs === 'number' &&
+          Number.isFinite(atMs) &&
+          atMs >= 0 &&
+          Object.hasOwn(STATE_CODE, state) &&
           (latency === null || (typeof latency === 'number' && Number.isFinite(latency) && latency >= 0));
         if (!valid) fail(`${where}.recent[${k}] must be [time ms, state, latency ms or null], got ${show(r)}`);
         check.addRecent(atMs, STATE_CODE[state as CheckState], latency);

@@ -4,8 +4,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  History, HOUR_BUCKETS, MAX_TRANSITIONS, MINUTE_BUCKETS, RANGES, RECENT_RESULTS, parseHistoryQuery,
-  type HistoryAnswer, type RangeName,
+  History,
+  type HistoryAnswer,
+  HOUR_BUCKETS,
+  MAX_TRANSITIONS,
+  MINUTE_BUCKETS,
+  parseHistoryQuery,
+  RANGES,
+  type RangeName,
+  RECENT_RESULTS,
 } from '../history.ts';
 import type { CheckState, Transition } from '../status.ts';
 
@@ -47,13 +54,25 @@ test('counts runs per state and latency min/avg/max in the minute that holds the
   const buckets = answer.checks[0].buckets;
   assert.equal(buckets.length, 60);
   assert.deepEqual(buckets[58], {
-    start: iso(T0), up: 1, degraded: 1, down: 1, latencyMs: { min: 10, avg: 20.2, max: 30.4 },
+    start: iso(T0),
+    up: 1,
+    degraded: 1,
+    down: 1,
+    latencyMs: { min: 10, avg: 20.2, max: 30.4 },
   });
   assert.deepEqual(buckets[59], {
-    start: iso(T0 + MINUTE), up: 1, degraded: 0, down: 0, latencyMs: { min: 20, avg: 20, max: 20 },
+    start: iso(T0 + MINUTE),
+    up: 1,
+    degraded: 0,
+    down: 0,
+    latencyMs: { min: 20, avg: 20, max: 20 },
   });
   assert.deepEqual(buckets[0], {
-    start: iso(T0 - 58 * MINUTE), up: 0, degraded: 0, down: 0, latencyMs: { min: null, avg: null, max: null },
+    start: iso(T0 - 58 * MINUTE),
+    up: 0,
+    degraded: 0,
+    down: 0,
+    latencyMs: { min: null, avg: null, max: null },
   });
   assert.equal(answer.checks[0].uptime, 75);
 });
@@ -61,8 +80,13 @@ test('counts runs per state and latency min/avg/max in the minute that holds the
 test('answers every range with equal slices, oldest first, ending with the bucket that holds now', () => {
   const now = T0 + 10 * DAY + 5 * HOUR + 17 * MINUTE + 12_345;
   const cases: Array<[RangeName, number, number]> = [
-    ['1h', 60, MINUTE], ['24h', 90, MINUTE], ['7d', 168, HOUR], ['30d', 30, HOUR], ['90d', 90, HOUR],
-    ['24h', 500, MINUTE], ['90d', 1, HOUR],
+    ['1h', 60, MINUTE],
+    ['24h', 90, MINUTE],
+    ['7d', 168, HOUR],
+    ['30d', 30, HOUR],
+    ['90d', 90, HOUR],
+    ['24h', 500, MINUTE],
+    ['90d', 1, HOUR],
   ];
   for (const [range, buckets, resolution] of cases) {
     const answer = new History().query({ range, buckets, checks: ['a', 'b'] }, now);
@@ -71,11 +95,16 @@ test('answers every range with equal slices, oldest first, ending with the bucke
     assert.equal(answer.buckets, buckets);
     assert.equal(answer.to, iso(to), range);
     assert.equal(answer.from, iso(to - RANGES[range]), range);
-    assert.deepEqual(answer.checks.map((c) => c.name), ['a', 'b']);
+    assert.deepEqual(
+      answer.checks.map((c) => c.name),
+      ['a', 'b'],
+    );
     for (const check of answer.checks) {
       assert.equal(check.buckets.length, buckets);
       assert.equal(check.uptime, null);
-      check.buckets.forEach((b, i) => assert.equal(b.start, iso(to - RANGES[range] + (i * RANGES[range]) / buckets)));
+      check.buckets.forEach((b, i) => {
+        assert.equal(b.start, iso(to - RANGES[range] + (i * RANGES[range]) / buckets));
+      });
     }
   }
 });
@@ -103,7 +132,10 @@ test('counts each bucket once, in the slice its start falls in, when slices are 
   for (let m = 0; m < 60; m++) history.record('api', 'up', 1, T0 + m * MINUTE + 30_000);
   const answer = history.query({ range: '1h', buckets: 120, checks: ['api'] }, T0 + 59 * MINUTE);
   const counts = answer.checks[0].buckets.map((b) => b.up);
-  assert.deepEqual(counts, Array.from({ length: 120 }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+  assert.deepEqual(
+    counts,
+    Array.from({ length: 120 }, (_, i) => (i % 2 === 0 ? 1 : 0)),
+  );
   assert.equal(answer.checks[0].buckets[1].latencyMs.avg, null);
 });
 
@@ -289,10 +321,12 @@ test('reads GET /history query strings: defaults, 400 for a bad range or buckets
   const parse = (qs: string): ReturnType<typeof parseHistoryQuery> => parseHistoryQuery(new URLSearchParams(qs), known);
   assert.deepEqual(parse(''), { ok: true, query: { range: '24h', buckets: 90, checks: ['api', 'db'], overall: true } });
   assert.deepEqual(parse('range=90d&buckets=500&token=x'), {
-    ok: true, query: { range: '90d', buckets: 500, checks: ['api', 'db'], overall: true },
+    ok: true,
+    query: { range: '90d', buckets: 500, checks: ['api', 'db'], overall: true },
   });
   assert.deepEqual(parse('range=1h&buckets=1&check=db&check=api&check=db'), {
-    ok: true, query: { range: '1h', buckets: 1, checks: ['db', 'api'], overall: false },
+    ok: true,
+    query: { range: '1h', buckets: 1, checks: ['db', 'api'], overall: false },
   });
   for (const qs of ['range=2h', 'range=', 'range=toString', 'range=1h&range=24h']) {
     const answer = parse(qs);
@@ -347,9 +381,13 @@ test('a history saved an hour ago rolls its buckets forward when runs resume', (
   // The window is minutes 61-1500: minutes 61-1439 of down runs remain, then an empty hour, then the run.
   assert.deepEqual(totals(day), { up: 1, degraded: 0, down: 1379 });
   // Hour slices start at minute 61: the last two hold minutes 1381-1440 (59 down runs) and 1441-1500 (the run).
-  assert.deepEqual(day.checks[0].buckets.slice(-2).map((b) => [b.start, b.up, b.down]), [
-    [iso(later - 119 * MINUTE), 0, 59], [iso(later - 59 * MINUTE), 1, 0],
-  ]);
+  assert.deepEqual(
+    day.checks[0].buckets.slice(-2).map((b) => [b.start, b.up, b.down]),
+    [
+      [iso(later - 119 * MINUTE), 0, 59],
+      [iso(later - 59 * MINUTE), 1, 0],
+    ],
+  );
   const week = copy.query({ range: '7d', buckets: 7, checks: ['api'] }, later);
   assert.deepEqual(totals(week), { up: 1, degraded: 0, down: 1440 });
   assert.equal(copy.uptime('api', later)['24h'], 0.07);
@@ -371,45 +409,182 @@ test('fromJSON refuses a wrong version, wrong lengths and bad types, saying wher
   const history = new History();
   history.record('api', 'up', 5, T0);
   history.addTransition(transition(T0, 'api', 'down'));
-  const good = (): Record<string, any> => JSON.parse(text(history)) as Record<string, any>;
-  // Each case spoils a good copy: `v` is the whole, `t` its first transition, `c` its first check.
-  type Spoil = (v: Record<string, any>, t: Record<string, any>, c: Record<string, any>) => unknown;
-  const cases: Array<[string, Spoil, RegExp]> = [
+  // biome-ignore lint/suspicious/noExplicitAny: the cases spoil a parsed state file in ways no type allows
+  type Loose = any;
+  const good = (): Loose => JSON.parse(text(history));
+  // Each case spoils a good copy in place, or returns what to read instead.
+  const cases: Array<[string, (file: Loose) => unknown, RegExp]> = [
     ['not an object', () => [], /^history must be an object, got an array of 0 items$/],
     ['null', () => null, /^history must be an object, got null$/],
-    ['wrong version', (v) => ({ ...v, version: 2 }), /^history\.version must be 1, got 2$/],
-    ['no transitions', (v) => ({ ...v, transitions: {} }), /history\.transitions must be an array, got object/],
-    ['no checks', (v) => ({ ...v, checks: 'x' }), /history\.checks must be an array, got string/],
-    ['a bad transition time', (v, t) => ((t.time = 'soon'), v), /transitions\[0\]\.time must be ISO 8601/],
-    ['a bad transition check', (v, t) => ((t.check = 3), v), /transitions\[0\]\.check must be a string or null/],
-    ['a bad transition from', (v, t) => ((t.from = 'sideways'), v), /transitions\[0\]\.from must be a state/],
-    ['a bad transition to', (v, t) => ((t.to = null), v), /transitions\[0\]\.to must be a state/],
-    ['a bad transition reason', (v, t) => ((t.reason = 1), v), /transitions\[0\]\.reason must be a string or null/],
-    ['a check not an object', (v) => ((v.checks[0] = 'api'), v), /history\.checks\[0\] must be an object/],
-    ['a check without a name', (v, t, c) => (delete c.name, v), /checks\[0\]\.name must be a string/],
-    ['a check twice', (v, t, c) => (v.checks.push(c), v), /checks\[1\]\.name "api" appears twice/],
-    ['no minutes', (v, t, c) => (delete c.minutes, v), /checks\[0\]\.minutes must be an object/],
-    ['a bad end', (v, t, c) => ((c.hours.end = 1.5), v), /hours\.end must be an integer >= -1, got 1.5/],
-    ['a short column', (v, t, c) => (c.minutes.up.pop(), v), /minutes\.up must be an array of 1440 numbers/],
-    ['a long column', (v, t, c) => (c.hours.sum.push(0), v), /hours\.sum must be an array of 2160 numbers/],
-    ['no column', (v, t, c) => (delete c.hours.count, v), /hours\.count must be an array of 2160 .*undefined/],
-    ['a fractional count', (v, t, c) => ((c.minutes.down[3] = 0.5), v), /down\[3\] must be a count >= 0, got 0.5/],
-    ['a negative count', (v, t, c) => ((c.minutes.degraded[3] = -1), v), /minutes\.degraded\[3\] must be a count/],
-    ['a string latency', (v, t, c) => ((c.minutes.min[3] = '1'), v), /minutes\.min\[3\] must be a latency in ms >= 0/],
-    ['more latencies than runs', (v, t, c) => ((c.minutes.count[1439] = 2), v), /minutes\.count has more latencies/],
-    ['no recent list', (v, t, c) => ((c.recent = null), v), /recent must be an array of at most 60 results/],
-    ['a long recent list', (v, t, c) => ((c.recent = Array(61).fill(c.recent[0])), v), /recent must be an array/],
-    ['a bad recent state', (v, t, c) => ((c.recent[0][1] = 'meh'), v), /recent\[0\] must be \[time ms, state/],
-    ['a bad recent latency', (v, t, c) => ((c.recent[0][2] = -5), v), /recent\[0\] must be/],
-    ['a short recent entry', (v, t, c) => ((c.recent[0] = [T0, 'up']), v), /recent\[0\] must be/],
+    ['wrong version', (f) => ({ ...f, version: 2 }), /^history\.version must be 1, got 2$/],
+    ['no transitions', (f) => ({ ...f, transitions: {} }), /history\.transitions must be an array, got object/],
+    ['no checks', (f) => ({ ...f, checks: 'x' }), /history\.checks must be an array, got string/],
+    [
+      'a bad transition time',
+      (f) => {
+        f.transitions[0].time = 'soon';
+      },
+      /transitions\[0\]\.time must be ISO 8601/,
+    ],
+    [
+      'a bad transition check',
+      (f) => {
+        f.transitions[0].check = 3;
+      },
+      /transitions\[0\]\.check must be a string or null/,
+    ],
+    [
+      'a bad transition from',
+      (f) => {
+        f.transitions[0].from = 'sideways';
+      },
+      /transitions\[0\]\.from must be a state/,
+    ],
+    [
+      'a bad transition to',
+      (f) => {
+        f.transitions[0].to = null;
+      },
+      /transitions\[0\]\.to must be a state/,
+    ],
+    [
+      'a bad transition reason',
+      (f) => {
+        f.transitions[0].reason = 1;
+      },
+      /transitions\[0\]\.reason must be a string or null/,
+    ],
+    [
+      'a check not an object',
+      (f) => {
+        f.checks[0] = 'api';
+      },
+      /history\.checks\[0\] must be an object/,
+    ],
+    [
+      'a check without a name',
+      (f) => {
+        delete f.checks[0].name;
+      },
+      /checks\[0\]\.name must be a string/,
+    ],
+    [
+      'a check twice',
+      (f) => {
+        f.checks.push(f.checks[0]);
+      },
+      /checks\[1\]\.name "api" appears twice/,
+    ],
+    [
+      'no minutes',
+      (f) => {
+        delete f.checks[0].minutes;
+      },
+      /checks\[0\]\.minutes must be an object/,
+    ],
+    [
+      'a bad end',
+      (f) => {
+        f.checks[0].hours.end = 1.5;
+      },
+      /hours\.end must be an integer >= -1, got 1.5/,
+    ],
+    [
+      'a short column',
+      (f) => {
+        f.checks[0].minutes.up.pop();
+      },
+      /minutes\.up must be an array of 1440 numbers/,
+    ],
+    [
+      'a long column',
+      (f) => {
+        f.checks[0].hours.sum.push(0);
+      },
+      /hours\.sum must be an array of 2160 numbers/,
+    ],
+    [
+      'no column',
+      (f) => {
+        delete f.checks[0].hours.count;
+      },
+      /hours\.count must be an array of 2160 .*undefined/,
+    ],
+    [
+      'a fractional count',
+      (f) => {
+        f.checks[0].minutes.down[3] = 0.5;
+      },
+      /down\[3\] must be a count >= 0, got 0.5/,
+    ],
+    [
+      'a negative count',
+      (f) => {
+        f.checks[0].minutes.degraded[3] = -1;
+      },
+      /minutes\.degraded\[3\] must be a count/,
+    ],
+    [
+      'a string latency',
+      (f) => {
+        f.checks[0].minutes.min[3] = '1';
+      },
+      /minutes\.min\[3\] must be a latency in ms >= 0/,
+    ],
+    [
+      'more latencies than runs',
+      (f) => {
+        f.checks[0].minutes.count[1439] = 2;
+      },
+      /minutes\.count has more latencies/,
+    ],
+    [
+      'no recent list',
+      (f) => {
+        f.checks[0].recent = null;
+      },
+      /recent must be an array of at most 60 results/,
+    ],
+    [
+      'a long recent list',
+      (f) => {
+        f.checks[0].recent = Array(61).fill(f.checks[0].recent[0]);
+      },
+      /recent must be an array/,
+    ],
+    [
+      'a bad recent state',
+      (f) => {
+        f.checks[0].recent[0][1] = 'meh';
+      },
+      /recent\[0\] must be \[time ms, state/,
+    ],
+    [
+      'a bad recent latency',
+      (f) => {
+        f.checks[0].recent[0][2] = -5;
+      },
+      /recent\[0\] must be/,
+    ],
+    [
+      'a short recent entry',
+      (f) => {
+        f.checks[0].recent[0] = [T0, 'up'];
+      },
+      /recent\[0\] must be/,
+    ],
   ];
   for (const [what, spoil, message] of cases) {
-    const v = good();
-    assert.throws(() => History.fromJSON(spoil(v, v.transitions[0], v.checks[0])), (err: Error) => {
-      assert.ok(err instanceof Error, what);
-      assert.match(err.message, message, what);
-      return true;
-    });
+    const file = good();
+    const spoiled = spoil(file);
+    assert.throws(
+      () => History.fromJSON(spoiled === undefined ? file : spoiled),
+      (err: Error) => {
+        assert.ok(err instanceof Error, what);
+        assert.match(err.message, message, what);
+        return true;
+      },
+    );
   }
   // What the checks accept: a good copy, and a recent latency of null.
   const fine = good();
