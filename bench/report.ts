@@ -1,0 +1,212 @@
+// bench/report.ts: the bench's report: the table (one column per server, ratios of
+// status-stream's figures to each baseline's, targets), the per-run lines of a --repeat
+// run, and the JSON's shape. Pure functions of the results; it measures and prints nothing.
+// How to read the table: bench/README.md.
+
+import { NEAR_START_FACTOR, type ServerResult } from './measure.ts';
+
+/** The run's settings, as the JSON keeps them. */
+export interface Settings {
+  clients: number;
+  intervalMs: number;
+  seconds: number;
+  afterS: number;
+  repeat?: number;
+}
+
+/** What a report's JSON holds (and `--table FILE` reads back). */
+export interface Report {
+  settings: Settings;
+  machine: Record<string, unknown>;
+  /** Per server: the run's figures, or with --repeat their medians. */
+  results: ServerResult[];
+  /** Every run, in the order they ran (absent in reports from before --repeat). */
+  runs?: ServerResult[];
+}
+
+export interface Row {
+  label: string;
+  value: (r: ServerResult) => number | null;
+  format: (x: number, r: ServerResult) => string;
+  target: string;
+  meets?: (x: number, r: ServerResult) => boolean;
+  /** false: a ratio of this row means nothing (the machine's noise, the load generator). */
+  ratio?: boolean;
+}
+
+/** The servers status-stream is compared with, each in a ratio column of its own. */
+export const BASELINES = ['naive', 'floor'] as const;
+
+const fmt =
+  (digits: number) =>
+  (x: number): string =>
+    Number.isFinite(x) ? x.toFixed(digits) : 'n/a';
+
+/** The table's rows; the targets are the service's, at the run's own settings. */
+export function rowsFor(settings: Settings): Row[] {
+  const windowRounds = Math.floor((settings.seconds * 1000) / settings.intervalMs);
+  const clients = settings.clients;
+  const plain = (label: string, value: Row['value'], digits: number): Row => ({
+    label,
+    value,
+    format: fmt(digits),
+    target: '',
+  });
+  const goal = (row: Row, target: string, meets: Row['meets']): Row => ({ ...row, target, meets });
+  return [
+    goal(plain('streams with a first event', (r) => r.withFirstEvent, 0), `${clients}`, (x) => x === clients),
+    {
+      label: 'all first events within (s)',
+      value: (r) => r.allFirstEventsS,
+      // A server that never gave some streams their first event gets no time: "> deadline".
+      format: (x, r) => (r.withFirstEvent < r.clients ? `> ${fmt(0)(x)}` : fmt(2)(x)),
+      target: '<= 3',
+      meets: (x, r) => x <= 3 && r.withFirstEvent === r.clients,
+    },
+    goal(plain('server memory per stream, peak (KiB)', (r) => r.memPerStreamKiB, 1), '<= 10', (x) => x <= 10),
+    plain('server memory per stream, mean (KiB)', (r) => r.memPerStreamMeanKiB, 1),
+    goal(plain('server CPU per delivered event (us)', (r) => r.cpuUsPerEvent, 1), '<= 20', (x) => x <= 20),
+    plain('server CPU in window (% of a core)', (r) => r.cpuPercentInWindow, 1),
+    plain('  of which in the kernel (%)', (r) => r.kernelSharePercent, 0),
+    { ...plain('load generator CPU in window (% of a core)', (r) => r.loadgenCpuPercentInWindow, 1), ratio: false },
+    { ...plain('other processes CPU in window (% of a core)', (r) => r.otherCpuPercentInWindow, 1), ratio: false },
+    plain('latency p50 (ms)', (r) => r.latencyP50Ms, 1),
+    goal(plain('latency p99 (ms)', (r) => r.latencyP99Ms, 1), '<= 150', (x) => x <= 150),
+    plain('latency max (ms)', (r) => r.latencyMaxMs, 1),
+    goal(
+      plain('delivered / expected (%)', (r) => (100 * r.delivered) / Math.max(1, r.expected), 2),
+      '100',
+      (_x, r) => r.lost === 0 && r.delivered >= r.expected,
+    ),
+    goal(plain('events lost', (r) => r.lost, 0), '0', (x) => x === 0),
+    goal(
+      plain('checks run in window', (r) => r.checkRoundsInWindow, 0),
+      `~${windowRounds}`,
+      (x) => x <= windowRounds + 1,
+    ),
+    plain('socket release after clients leave (ms)', (r) => r.releaseMs, 0),
+    goal(plain('listen queue overflows while opening', (r) => r.listenOverflows, 0), '0', (x) => x === 0),
+    plain('connection set-up CPU per stream (us)', (r) => r.connectCpuUsPerStream, 0),
+    plain('RSS before (MiB)', (r) => r.rssBeforeMiB, 1),
+    plain('RSS peak with streams (MiB)', (r) => r.rssPeakMiB, 1),
+    goal(
+      plain('RSS after clients leave (MiB)', (r) => r.rssAfterMiB, 1),
+      `<= ${NEAR_START_FACTOR} x before`,
+      (x, r) => x <= r.rssBeforeMiB * NEAR_START_FACTOR,
+    ),
+    {
+      label: 'RSS near before again after (s)',
+      // NaN (not within --after) is null in the JSON.
+      value: (r) => r.nearStartAfterS ?? Number.NaN,
+      format: (x) => (Number.isFinite(x) ? x.toFixed(1) : `> ${settings.afterS}`),
+      target: '',
+    },
+  ];
+}
+
+export function ratio(row: Row, ours: ServerResult, other: ServerResult): number | null {
+  if (row.ratio === false) return null;
+  const a = row.value(ours);
+  const b = row.value(other);
+  return a !== null && b !== null && b !== 0 && Number.isFinite(a / b) ? a / b : null;
+}
+
+function ratioText(row: Row, ours: ServerResult, other: ServerResult): string {
+  const x = ratio(row, ours, other);
+  if (x === null) return '';
+  return `${x >= 0.1 ? x.toFixed(2) : x >= 0.01 ? x.toFixed(3) : x.toPrecision(2)}x`;
+}
+
+/** status-stream's result and the baselines measured with it in this run. */
+export function comparisons(results: readonly ServerResult[]): {
+  ours: ServerResult | undefined;
+  others: ServerResult[];
+} {
+  const ours = results.find((r) => r.name === 'status-stream');
+  const others = ours ? BASELINES.flatMap((name) => results.filter((r) => r.name === name)) : [];
+  return { ours, others };
+}
+
+/** ratios[baseline][row label] = status-stream's figure / the baseline's, to 4 decimals. */
+export function ratiosFor(
+  results: readonly ServerResult[],
+  rows: readonly Row[],
+): Record<string, Record<string, number | null>> {
+  const ratios: Record<string, Record<string, number | null>> = {};
+  const { ours, others } = comparisons(results);
+  if (!ours) return ratios;
+  for (const other of others) {
+    const byRow: Record<string, number | null> = {};
+    for (const row of rows) {
+      const x = ratio(row, ours, other);
+      byRow[row.label] = x === null ? null : Math.round(x * 10000) / 10000;
+    }
+    ratios[other.name] = byRow;
+  }
+  return ratios;
+}
+
+/** The Markdown table: a row per figure, a column per server, then ratios, target and met. */
+export function table(results: readonly ServerResult[], rows: readonly Row[]): string {
+  const { ours, others } = comparisons(results);
+  const header = ['metric', ...results.map((r) => r.name), ...others.map((o) => `/ ${o.name}`), 'target'];
+  if (ours) header.push('met');
+  const body: string[][] = [];
+  for (const row of rows) {
+    const cells = [row.label];
+    for (const r of results) {
+      const v = row.value(r);
+      cells.push(v === null ? 'n/a' : row.format(v, r));
+    }
+    if (ours) for (const other of others) cells.push(ratioText(row, ours, other));
+    cells.push(row.target);
+    if (ours) cells.push(metText(row, ours));
+    body.push(cells);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((c) => (c[i] ?? '').length)));
+  const pad = (c: string, i: number): string => {
+    const width = widths[i] as number;
+    return i === 0 ? c.padEnd(width) : c.padStart(width);
+  };
+  const line = (cells: string[]): string => `| ${cells.map(pad).join(' | ')} |`;
+  const sep = `|${widths.map((w, i) => (i === 0 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(header), sep, ...body.map(line)].join('\n');
+}
+
+function metText(row: Row, ours: ServerResult): string {
+  const v = row.value(ours);
+  if (row.meets === undefined || v === null) return '';
+  return row.meets(v, ours) ? 'yes' : 'NO';
+}
+
+/** With --repeat: the figures the noise moves most, run by run. */
+export function perRun(runs: readonly ServerResult[] | undefined): string {
+  if (runs === undefined || runs.length <= new Set(runs.map((r) => r.name)).size) return '';
+  const names = [...new Set(runs.map((r) => r.name))];
+  const byServer = (name: string, value: (r: ServerResult) => number, digits: number): string =>
+    `${name} ${runs
+      .filter((r) => r.name === name)
+      .map((r) => value(r).toFixed(digits))
+      .join(', ')}`;
+  const line = (label: string, value: (r: ServerResult) => number, digits: number): string =>
+    `${label} by run: ${names.map((n) => byServer(n, value, digits)).join('; ')}\n`;
+  return (
+    line('latency p99 (ms)', (r) => r.latencyP99Ms, 1) +
+    line('server CPU per delivered event (us)', (r) => r.cpuUsPerEvent, 1) +
+    line('server memory per stream, peak (KiB)', (r) => r.memPerStreamKiB, 1) +
+    line('other processes CPU in window (% of a core)', (r) => r.otherCpuPercentInWindow, 1)
+  );
+}
+
+/** The whole printed report: a header line (settings, machine, Node), the table, the per-run lines. */
+export function render(report: Report): string {
+  const { settings: s, machine: m } = report;
+  return (
+    `${s.clients} streams, one event per ${s.intervalMs} ms, ${s.seconds} s steady window; ` +
+    `${String(m.cores)} x ${String(m.cpu)}, ${String(m.memGiB)} GiB, ${String(m.os)}, ` +
+    `servers on Node ${String(m.serverNode)}; load generator on the same machine` +
+    `${(s.repeat ?? 1) > 1 ? `; medians of ${s.repeat} runs each` : ''}\n\n` +
+    `${table(report.results, rowsFor(s))}\n\n` +
+    `/ naive, / floor = status-stream's figure divided by that server's\n${perRun(report.runs)}`
+  );
+}
