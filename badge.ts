@@ -11,9 +11,22 @@ export const BADGE_MAX_CHARS = 60;
 
 // shields.io's named colours (badge-maker), and its aliases.
 const NAMED_COLORS: Readonly<Record<string, string>> = {
-  brightgreen: '#4c1', green: '#97ca00', yellowgreen: '#a4a61d', yellow: '#dfb317', orange: '#fe7d37',
-  red: '#e05d44', blue: '#007ec6', grey: '#555', gray: '#555', lightgrey: '#9f9f9f', lightgray: '#9f9f9f',
-  success: '#4c1', important: '#fe7d37', critical: '#e05d44', informational: '#007ec6', inactive: '#9f9f9f',
+  brightgreen: '#4c1',
+  green: '#97ca00',
+  yellowgreen: '#a4a61d',
+  yellow: '#dfb317',
+  orange: '#fe7d37',
+  red: '#e05d44',
+  blue: '#007ec6',
+  grey: '#555',
+  gray: '#555',
+  lightgrey: '#9f9f9f',
+  lightgray: '#9f9f9f',
+  success: '#4c1',
+  important: '#fe7d37',
+  critical: '#e05d44',
+  informational: '#007ec6',
+  inactive: '#9f9f9f',
 };
 const HEX_COLOR = /^#?([0-9a-f]{3}|[0-9a-f]{6})$/i;
 
@@ -72,6 +85,7 @@ export function shieldsEndpoint(label: string, message: string, color: string): 
 // Advance widths of Verdana at 11 px for U+0020..U+007E (the font's units / 2048 * 11), the
 // font shields.io measures with; other characters are estimated. textLength in the SVG makes the
 // text fill exactly the estimated width, so an estimate that is off shows as spacing, not overflow.
+// biome-ignore format: a table, one row per 16 characters
 const VERDANA_11PX = [
   3.87, 4.33, 5.05, 9.0, 6.99, 11.84, 7.99, 2.95, 4.99, 4.99, 6.99, 9.0, 4.0, 4.99, 4.0, 4.99, // ' '..'/'
   6.99, 6.99, 6.99, 6.99, 6.99, 6.99, 6.99, 6.99, 6.99, 6.99, 4.99, 4.99, 9.0, 9.0, 9.0, 6.0, // '0'..'?'
@@ -87,17 +101,23 @@ const WIDE_WIDTH = 11; // from U+1100 (Hangul, CJK, emoji): about a square
 export function textWidth(text: string): number {
   let width = 0;
   for (const ch of text) {
-    const code = ch.codePointAt(0)!;
-    width += code >= 0x20 && code <= 0x7e ? VERDANA_11PX[code - 0x20]! : code >= 0x1100 ? WIDE_WIDTH : OTHER_WIDTH;
+    const code = ch.codePointAt(0) ?? 0;
+    width += VERDANA_11PX[code - 0x20] ?? (code >= 0x1100 ? WIDE_WIDTH : OTHER_WIDTH);
   }
   return width;
 }
 
-const XML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+const XML_ESCAPES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+};
 
 /** XML 1.0 escaping, safe in text and in attribute values of either quote. */
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (ch) => XML_ESCAPES[ch]!);
+  return text.replace(/[&<>"']/g, (ch) => XML_ESCAPES[ch] ?? ch);
 }
 
 /**
@@ -140,21 +160,24 @@ function svgText(text: string, centerX: number, dark: boolean): string {
   const x = Math.round(centerX * 10);
   const length = Math.round(textWidth(text)) * 10;
   const escaped = escapeXml(text);
-  const shadow = dark ? '#ccc' : '#010101';
-  return `<text aria-hidden="true" x="${x}" y="150" fill="${shadow}" fill-opacity=".3" transform="scale(.1)" `
-    + `textLength="${length}">${escaped}</text>`
-    + `<text x="${x}" y="140" transform="scale(.1)" fill="${dark ? '#333' : '#fff'}" textLength="${length}">${escaped}</text>`;
+  const [fill, shadow] = dark ? ['#333', '#ccc'] : ['#fff', '#010101'];
+  return (
+    `<text aria-hidden="true" x="${x}" y="150" fill="${shadow}" fill-opacity=".3" transform="scale(.1)" ` +
+    `textLength="${length}">${escaped}</text>` +
+    `<text x="${x}" y="140" transform="scale(.1)" fill="${fill}" textLength="${length}">${escaped}</text>`
+  );
 }
 
 function colorHex(color: string): string {
-  if (Object.hasOwn(NAMED_COLORS, color)) return NAMED_COLORS[color]!;
-  const hex = HEX_COLOR.exec(color);
-  return hex ? `#${hex[1]!.toLowerCase()}` : NAMED_COLORS.lightgrey!;
+  const named = Object.hasOwn(NAMED_COLORS, color) ? NAMED_COLORS[color] : undefined;
+  const hex = HEX_COLOR.exec(color)?.[1];
+  return named ?? (hex === undefined ? '#9f9f9f' : `#${hex.toLowerCase()}`);
 }
 
 // shields.io draws dark text on light colours; the same brightness rule (YIQ weights).
 function isLight(hex: string): boolean {
-  const digits = hex.length === 4 ? [...hex.slice(1)].map((d) => d + d) : [hex.slice(1, 3), hex.slice(3, 5), hex.slice(5, 7)];
+  const digits =
+    hex.length === 4 ? [...hex.slice(1)].map((d) => d + d) : [hex.slice(1, 3), hex.slice(3, 5), hex.slice(5, 7)];
   const [r, g, b] = digits.map((d) => Number.parseInt(d, 16)) as [number, number, number];
   return (r * 299 + g * 587 + b * 114) / 255_000 >= 0.69;
 }

@@ -5,7 +5,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  BADGE_MAX_CHARS, badgeSvg, badgeText, escapeXml, formatUptime, shieldsEndpoint, stateColor, textWidth, uptimeColor,
+  BADGE_MAX_CHARS,
+  badgeSvg,
+  badgeText,
+  escapeXml,
+  formatUptime,
+  shieldsEndpoint,
+  stateColor,
+  textWidth,
+  uptimeColor,
 } from '../badge.ts';
 
 interface XmlElement {
@@ -69,8 +77,14 @@ function parseXml(source: string): XmlElement {
     for (;;) {
       const before = i;
       skipSpace();
-      if (source.startsWith('/>', i)) { i += 2; return element; }
-      if (source[i] === '>') { i++; break; }
+      if (source.startsWith('/>', i)) {
+        i += 2;
+        return element;
+      }
+      if (source[i] === '>') {
+        i++;
+        break;
+      }
       if (i === before) fail('expected a space before an attribute');
       const name = readName();
       if (element.attributes.has(name)) fail(`duplicate attribute ${name}`);
@@ -138,11 +152,23 @@ function assertSafeSvg(svg: string): XmlElement {
 const texts = (root: XmlElement): string[] => [...walk(root)].filter((e) => e.name === 'text').map((e) => e.text);
 
 test('the XML reader used here rejects what is not well-formed', () => {
-  for (const bad of ['<a><b></a>', '<a>x & y</a>', '<a>1 < 2</a>', '<a b="1" b="2"/>', '<a b="x"y/>', '<a/>junk',
-    '<a><!-- c --></a>', '<a>&nbsp;</a>', '<a b=1/>', '<a>\u0001</a>', '<a>', '<a b="<"/>']) {
+  for (const bad of [
+    '<a><b></a>',
+    '<a>x & y</a>',
+    '<a>1 < 2</a>',
+    '<a b="1" b="2"/>',
+    '<a b="x"y/>',
+    '<a/>junk',
+    '<a><!-- c --></a>',
+    '<a>&nbsp;</a>',
+    '<a b=1/>',
+    '<a>\u0001</a>',
+    '<a>',
+    '<a b="<"/>',
+  ]) {
     assert.throws(() => parseXml(bad), Error, bad);
   }
-  assert.equal(parseXml('<a b=\'&quot;\'>&#60;&#x3e;&amp;</a>').text, '<>&');
+  assert.equal(parseXml("<a b='&quot;'>&#60;&#x3e;&amp;</a>").text, '<>&');
 });
 
 test('a badge is well-formed SVG with a title, role and aria-label, label and message each with a shadow', () => {
@@ -153,8 +179,14 @@ test('a badge is well-formed SVG with a title, role and aria-label, label and me
   assert.equal(root.children.find((e) => e.name === 'title')?.text, 'status: up');
   assert.deepEqual(texts(root), ['status', 'status', 'up', 'up']);
   const rects = [...walk(root)].filter((e) => e.name === 'rect' && !e.attributes.has('rx'));
-  assert.ok(rects.some((r) => r.attributes.get('fill') === '#4c1'), 'message drawn on brightgreen');
-  assert.ok(rects.some((r) => r.attributes.get('fill') === '#555'), 'label drawn on grey');
+  assert.ok(
+    rects.some((r) => r.attributes.get('fill') === '#4c1'),
+    'message drawn on brightgreen',
+  );
+  assert.ok(
+    rects.some((r) => r.attributes.get('fill') === '#555'),
+    'label drawn on grey',
+  );
 });
 
 test('hostile labels and messages stay text: escaped, no script, tags balanced', () => {
@@ -230,10 +262,18 @@ test('colours: shields.io names and hex are drawn, anything else is lightgrey; l
 });
 
 test("shields.io's endpoint JSON has schemaVersion 1, label, message and a known colour", () => {
-  assert.deepEqual(JSON.parse(shieldsEndpoint('web', '99.95%', 'brightgreen')),
-    { schemaVersion: 1, label: 'web', message: '99.95%', color: 'brightgreen' });
-  assert.deepEqual(JSON.parse(shieldsEndpoint('a\u0000b\n', 'x'.repeat(100), 'javascript:alert(1)')),
-    { schemaVersion: 1, label: 'ab', message: `${'x'.repeat(59)}…`, color: 'lightgrey' });
+  assert.deepEqual(JSON.parse(shieldsEndpoint('web', '99.95%', 'brightgreen')), {
+    schemaVersion: 1,
+    label: 'web',
+    message: '99.95%',
+    color: 'brightgreen',
+  });
+  assert.deepEqual(JSON.parse(shieldsEndpoint('a\u0000b\n', 'x'.repeat(100), 'javascript:alert(1)')), {
+    schemaVersion: 1,
+    label: 'ab',
+    message: `${'x'.repeat(59)}…`,
+    color: 'lightgrey',
+  });
   assert.equal(JSON.parse(shieldsEndpoint('l', 'm', '#4c1')).color, '#4c1');
 });
 
@@ -268,5 +308,8 @@ test('uptime text has at most two decimals, rounded down, and n/a without data',
 });
 
 test('escapeXml escapes the five XML specials and nothing else', () => {
-  assert.equal(escapeXml(`<a href="x">Tom & 'Jerry'</a> é`), '&lt;a href=&quot;x&quot;&gt;Tom &amp; &apos;Jerry&apos;&lt;/a&gt; é');
+  assert.equal(
+    escapeXml(`<a href="x">Tom & 'Jerry'</a> é`),
+    '&lt;a href=&quot;x&quot;&gt;Tom &amp; &apos;Jerry&apos;&lt;/a&gt; é',
+  );
 });
