@@ -1,65 +1,48 @@
-# The status-stream sidecar image (SPEC §10).
+# The status-stream sidecar image: a Node >= 24 base plus the source, nothing else.
+# Node >= 22.18 strips the types itself and there are no runtime dependencies, so there is
+# no npm install and no build stage. Deployment and volumes: docs/deployment.md.
 #
-# Node >= 22.18 runs TypeScript by stripping the types itself, and the service
-# has no runtime dependencies, so the image is the Node base image plus the
-# source files: no npm install, no build stage, no node_modules.
-#
-# The base image is a build argument so it can be swapped: an official Node >= 24
-# image by default; CI builds against a locally made Node 24 base because no
-# registry can be reached there (../shared/tools/docker-check.sh).
+# The base is a build argument so that it can be swapped (scripts/image-check.sh builds on
+# a locally made Node 24 base where no registry answers).
 ARG NODE_IMAGE=node:24-alpine
 FROM ${NODE_IMAGE}
 
 LABEL org.opencontainers.image.title="status-stream" \
       org.opencontainers.image.description="Streams a service's live status to browsers over Server-Sent Events"
 
-# HOST/PORT are the defaults of SPEC §2, written out because the HEALTHCHECK
-# and EXPOSE below depend on them. 0.0.0.0 lets `docker run -p` and the
-# Kubernetes kubelet (which probes the pod IP) reach the service.
-# NODE_ENV: no code reads it today; set so that nothing ever runs in a
-# development mode inside the image.
+# HOST 0.0.0.0 so that `docker run -p` and the kubelet (which probes the pod IP) reach it;
+# the HEALTHCHECK below reads HOST and PORT. NODE_ENV: nothing may run in a dev mode here.
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080
 
-# V8's young generation grows to two 16 MiB semi-spaces while thousands of streams
-# connect, and keeps them: 32 MiB, 3 KiB of RSS per stream at 10,000 streams. 2 MiB
-# semi-spaces are enough since broadcasts go out in slices (sse.ts), and V8 then gives
-# the memory back after the clients leave. `npm run bench` at 10,000 streams on Node 20:
-# 12.5 -> 8.9 KiB per stream, RSS near the start again 13 s after the clients left
-# (README, "Performance"). `npm start` passes the same flag.
+# 2 MiB semi-spaces: less memory per stream with thousands open, given back after they
+# leave (bench/README.md). `npm start` passes the same flag.
 ENV NODE_OPTIONS=--max-semi-space-size=2
 
+# Where STATE_DIR can point: owned by node, empty in the image. Mount a volume here and set
+# STATE_DIR=/var/lib/status-stream to keep history across restarts; a new named volume
+# takes this directory's owner. Not set by default: the service must also run with
+# readOnlyRootFilesystem and no volume.
+RUN mkdir -p -m 750 /var/lib/status-stream && chown node:node /var/lib/status-stream
+
+# The context holds only runtime files (.dockerignore): package.json (its "type": "module" makes the
+# .ts files ES modules, and the version comes from it), the *.ts modules and page.html.
+# Owned by root: the node user can read the code, not change it.
 WORKDIR /app
+COPY . .
 
-# An explicit list instead of `COPY . .`: only what `node server.ts` loads gets
-# in, so tests/, bench/, coverage and local .env files stay out even when
-# .dockerignore misses one. package.json is a runtime file: its "type": "module"
-# makes the .ts files ES modules, and the server reports its version from it.
-# A new top-level module must be added here; docker-check catches a missing one
-# (the container then fails to start and /healthz never answers).
-# Owned by root (and /app too): the node user can read the code, not change it.
-COPY --chown=root:root package.json server.ts sse.ts status.ts config.ts log.ts metrics.ts page.html ./
-
-# The official Node images' unprivileged user (uid 1000). Kubernetes'
-# runAsNonRoot cannot verify a user given by name, so deploy/kubernetes.yaml
-# sets runAsUser: 1000 as well.
+# The official Node images' unprivileged user, uid 1000 (deploy/kubernetes.yaml sets
+# runAsUser: 1000, as runAsNonRoot cannot check a user given by name).
 USER node
 
 EXPOSE 8080
 
-# Node itself does the probe (the image needs no curl or wget). It asks the
-# port the service really listens on ($PORT, not the EXPOSEd 8080), on loopback
-# when HOST is a wildcard (0.0.0.0, or :: which also accepts IPv4 on Linux),
-# else on HOST itself (e.g. HOST=127.0.0.1 or ::1). PORT=0 (a random port) cannot
-# be probed: don't use it in a container. A probe that hangs is killed and
-# counted as a failure after --timeout.
+# Node itself probes (no curl or wget in the image), at $PORT: on loopback when HOST is a
+# wildcard, else at HOST. https://docs.docker.com/reference/dockerfile/#healthcheck
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["node", "-e", "const h=process.env.HOST||'0.0.0.0',a=h==='0.0.0.0'||h==='::'?'127.0.0.1':h.includes(':')?'['+h+']':h;fetch('http://'+a+':'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-# Exec form, node as PID 1: `docker stop` sends SIGTERM to node itself, and the
-# server handles it (streams get `event: done`, exit 0 in well under a second;
-# SPEC §7). `npm start` or a shell form would sit in between and swallow it, and
-# docker would SIGKILL after 10 s. No init (tini) is needed: the service starts
-# no child processes, so there are no zombies to reap. STOPSIGNAL stays SIGTERM.
+# Exec form: node is PID 1 and gets docker stop's SIGTERM itself (streams get `event: done`,
+# exit 0). A shell or npm in between would swallow it. No init needed: no child processes.
 CMD ["node", "server.ts"]
