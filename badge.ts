@@ -141,8 +141,10 @@ export function badgeSvg(label: string, message: string, color: string): string 
     `<title>${aria}</title>`,
     '<linearGradient id="s" x2="0" y2="100%"><stop offset="0" stop-color="#bbb" stop-opacity=".1"/>',
     '<stop offset="1" stop-opacity=".1"/></linearGradient>',
-    `<clipPath id="r"><rect width="${width}" height="20" rx="3" fill="#fff"/></clipPath>`,
-    '<g clip-path="url(#r)">',
+    // The clip's id carries its width: badges inlined in one page share ids, and only badges of
+    // the same width may share a clip (the gradient is the same in all).
+    `<clipPath id="r${width}"><rect width="${width}" height="20" rx="3" fill="#fff"/></clipPath>`,
+    `<g clip-path="url(#r${width})">`,
     labelWidth > 0 ? `<rect width="${labelWidth}" height="20" fill="#555"/>` : '',
     `<rect x="${labelWidth}" width="${messageWidth}" height="20" fill="${fill}"/>`,
     `<rect width="${width}" height="20" fill="url(#s)"/></g>`,

@@ -133,15 +133,19 @@ function assertSafeSvg(svg: string): XmlElement {
   const root = parseXml(svg);
   assert.equal(root.name, 'svg');
   assert.equal(root.attributes.get('xmlns'), 'http://www.w3.org/2000/svg');
+  const ids = new Set([...walk(root)].map((e) => e.attributes.get('id')));
   for (const element of walk(root)) {
     assert.ok(ALLOWED_ELEMENTS.has(element.name), `unexpected element <${element.name}>`);
     for (const [name, value] of element.attributes) {
       assert.ok(!/^on/i.test(name), `event handler attribute ${name}`);
       assert.ok(!/href$/i.test(name) && name !== 'style' && name !== 'src', `attribute ${name}`);
-      // The only url() allowed points inside the document: url(#id).
-      for (const ref of value.matchAll(/url\(([^)]*)\)/g)) assert.match(ref[1]!, /^#[a-z]+$/, `reference ${ref[0]}`);
-      // aria-label is text, like <title>; every other attribute is ours and holds no URL.
-      if (name !== 'xmlns' && name !== 'aria-label') assert.doesNotMatch(value, /[a-z]+:\/\//i, `a URL in ${name}`);
+      // aria-label is text, like <title>; every other attribute is ours.
+      if (name === 'aria-label' || name === 'xmlns') continue;
+      assert.doesNotMatch(value, /[a-z]+:\/\//i, `a URL in ${name}`);
+      // The only url() allowed points to an element of this document: url(#id).
+      for (const ref of value.matchAll(/url\(([^)]*)\)/g)) {
+        assert.ok(ref[1]!.startsWith('#') && ids.has(ref[1]!.slice(1)), `reference ${ref[0]}`);
+      }
     }
   }
   // Belt and braces over the parse: no such tag even as raw text (a hostile label's `<` is escaped).
