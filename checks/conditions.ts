@@ -35,7 +35,10 @@ const STATUS_ACCEPTED = `a status code ${MIN_STATUS}-${MAX_STATUS}, a range like
  * expect.status: a code (204), a range ("200-299") or a list of them ([200, "300-308"]).
  * Each bad element is reported through `bad`; null when anything was bad.
  */
-export function parseStatusRanges(value: unknown, bad: (given: unknown, accepted: string) => void): StatusRange[] | null {
+export function parseStatusRanges(
+  value: unknown,
+  bad: (given: unknown, accepted: string) => void,
+): StatusRange[] | null {
   const items = Array.isArray(value) ? value : [value];
   if (items.length === 0) {
     bad(value, STATUS_ACCEPTED);
@@ -98,7 +101,10 @@ export function isJsonPath(path: unknown): path is string {
  * expect.json: the body parses as JSON and the value at `path` equals `equals` by strict
  * JSON equality: `$.status is "DOWN", expected "UP"`.
  */
-export function jsonFinding(body: string, expected: { readonly path: string; readonly equals: unknown }): Finding | null {
+export function jsonFinding(
+  body: string,
+  expected: { readonly path: string; readonly equals: unknown },
+): Finding | null {
   let doc: unknown;
   try {
     doc = JSON.parse(body);
@@ -110,7 +116,10 @@ export function jsonFinding(body: string, expected: { readonly path: string; rea
   for (let i = 0; i < segments.length; i++) {
     const next = child(value, segments[i]);
     if (next === undefined) {
-      return { state: 'down', reason: `$.${segments.slice(0, i + 1).join('.')} is missing, expected ${shortJson(expected.equals)}` };
+      return {
+        state: 'down',
+        reason: `$.${segments.slice(0, i + 1).join('.')} is missing, expected ${shortJson(expected.equals)}`,
+      };
     }
     value = next.value;
   }

@@ -81,7 +81,10 @@ export function parseCheckList(value: string, defaults: CheckDefaults): ParsedCh
 
 // ---------------------------------------------------------------- CONFIG_FILE
 
-const KNOWN_FIELDS: ReadonlySet<string> = new Set([...COMMON_FIELDS, ...Object.values(CHECK_KINDS).flatMap((k) => k.fields)]);
+const KNOWN_FIELDS: ReadonlySet<string> = new Set([
+  ...COMMON_FIELDS,
+  ...Object.values(CHECK_KINDS).flatMap((k) => k.fields),
+]);
 const URL_ACCEPTED = 'an http://, https://, tcp://host:port, dns://name or push:// url';
 
 /**
@@ -89,11 +92,17 @@ const URL_ACCEPTED = 'an http://, https://, tcp://host:port, dns://name or push:
  * the names CHECKS defined, which must not be used again.
  */
 export function parseCheckDefinitions(
-  entries: unknown, source: string, defaults: CheckDefaults, taken: ReadonlySet<string>,
+  entries: unknown,
+  source: string,
+  defaults: CheckDefaults,
+  taken: ReadonlySet<string>,
 ): ParsedChecks {
   if (entries === undefined) return { checks: [], problems: [] };
   if (!Array.isArray(entries)) {
-    return { checks: [], problems: [`config: ${source}: checks: ${show(entries)} is not an array of check definitions`] };
+    return {
+      checks: [],
+      problems: [`config: ${source}: checks: ${show(entries)} is not an array of check definitions`],
+    };
   }
   // Problems by entry, so that a name found used twice later is still listed in order.
   const problems: string[][] = [];
@@ -140,13 +149,15 @@ export function parseCheckDefinitions(
       }
       if (kind === null) bad('url', record.url, URL_ACCEPTED);
     }
-    if (kind === 'push' && nameValue === undefined) bad('name', undefined, 'push checks are pushed to as POST /push/<name>');
+    if (kind === 'push' && nameValue === undefined)
+      bad('name', undefined, 'push checks are pushed to as POST /push/<name>');
     if (name !== null) {
       const other = taken.has(name) ? 'in CHECKS' : sites.get(name);
       if (other !== undefined) report(`name: ${JSON.stringify(name)} is used twice (also ${other})`);
       else sites.set(name, `checks[${index}]`);
     }
-    const shownName = name ?? (nameValue === undefined && url !== null && kind !== null ? defaultName(kind, url, false) : null);
+    const shownName =
+      name ?? (nameValue === undefined && url !== null && kind !== null ? defaultName(kind, url, false) : null);
     if (shownName !== null) label += ` ${JSON.stringify(shownName)}`;
 
     // Fields: known, and taken by this kind; the others are left out of what is built.
@@ -175,9 +186,14 @@ export function parseCheckDefinitions(
       return;
     }
     pending.push({
-      def, url, name,
+      def,
+      url,
+      name,
       duplicate: (dup) => {
-        report(`name: ${JSON.stringify(dup)} is used twice (also ${taken.has(dup) ? 'in CHECKS' : sites.get(dup)}); give the checks names`);
+        report(
+          `name: ${JSON.stringify(dup)} is used twice (also ${taken.has(dup) ? 'in CHECKS' : sites.get(dup)}); ` +
+            'give the checks names',
+        );
         flush();
       },
       named: (final) => sites.set(final, `checks[${index}]`),
@@ -188,13 +204,23 @@ export function parseCheckDefinitions(
 }
 
 /** Whether `field` may be used by a check of `kind`; if not, says why through `report`. */
-function acceptField(field: string, kind: CheckKind | null, fields: ReadonlySet<string>, report: (text: string) => void): boolean {
+function acceptField(
+  field: string,
+  kind: CheckKind | null,
+  fields: ReadonlySet<string>,
+  report: (text: string) => void,
+): boolean {
   if (fields.has(field)) return true;
   if (!KNOWN_FIELDS.has(field)) {
-    report(`${field}: unknown field; ${kind === null ? 'known fields are' : `${article(kind)} ${kind} check takes`} ${[...fields].join(', ')}`);
+    report(
+      `${field}: unknown field; ${kind === null ? 'known fields are' : `${article(kind)} ${kind} check takes`} ` +
+        [...fields].join(', '),
+    );
     return false;
   }
-  const takers = Object.entries(CHECK_KINDS).filter(([, k]) => k.fields.includes(field)).map(([kindName]) => kindName);
+  const takers = Object.entries(CHECK_KINDS)
+    .filter(([, k]) => k.fields.includes(field))
+    .map(([kindName]) => kindName);
   report(`${field}: ${kind} checks take no ${field} (only ${takers.join(', ')} checks do)`);
   return false;
 }
@@ -268,7 +294,10 @@ function assignNames(pending: readonly Pending[], reserved: ReadonlySet<string>)
     let name = p.name;
     if (name === null) {
       const short = defaultName(p.def.kind, p.url, false);
-      name = short === null || (shortCounts.get(short) ?? 0) > 1 || used.has(short) ? defaultName(p.def.kind, p.url, true) : short;
+      name =
+        short === null || (shortCounts.get(short) ?? 0) > 1 || used.has(short)
+          ? defaultName(p.def.kind, p.url, true)
+          : short;
       // Push checks have no default name: their name is required, so name is never null here.
       if (name === null || used.has(name)) {
         p.duplicate(name ?? '');

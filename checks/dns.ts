@@ -15,12 +15,23 @@ const DNS_ACCEPTED = 'dns://name[?type=A|AAAA|CNAME|MX|TXT&server=ip[:port]]';
 const NAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 
 /** A dns definition from dns://name?type=…&server=… and expect.answer. */
-export function dnsDefinition(common: Omit<CheckCommon, 'kind' | 'target'>, url: URL, entry: Entry, bad: Bad): DnsCheck {
+export function dnsDefinition(
+  common: Omit<CheckCommon, 'kind' | 'target'>,
+  url: URL,
+  entry: Entry,
+  bad: Bad,
+): DnsCheck {
   const query = url.hostname;
   let type: DnsType = 'A';
   let server: string | null = null;
-  let ok = NAME.test(query) && query.length <= 253 && url.port === '' && url.username === '' && url.password === ''
-    && (url.pathname === '' || url.pathname === '/') && url.hash === '';
+  let ok =
+    NAME.test(query) &&
+    query.length <= 253 &&
+    url.port === '' &&
+    url.username === '' &&
+    url.password === '' &&
+    (url.pathname === '' || url.pathname === '/') &&
+    url.hash === '';
   const seen = new Set<string>();
   for (const [key, value] of url.searchParams) {
     if (seen.has(key)) ok = false;
@@ -61,43 +72,56 @@ function dnsServer(value: string): string | null {
 }
 
 export function runDns(def: DnsCheck): Promise<Outcome> {
-  return bounded(def.timeoutMs, () => `no DNS answer within ${def.timeoutMs} ms`, (settle, startMs) => {
-    // tries: 1 and the check's timeout: c-ares would otherwise retry 4 times, doubling its wait.
-    const resolver = new Resolver({ timeout: def.timeoutMs, tries: 1 });
-    if (def.server !== null) resolver.setServers([def.server]);
-    const done = (err: Error | null, answers: readonly string[] | undefined): void => {
-      if (err !== null) {
-        settle(failure(err));
-        return;
+  return bounded(
+    def.timeoutMs,
+    () => `no DNS answer within ${def.timeoutMs} ms`,
+    (settle, startMs) => {
+      // tries: 1 and the check's timeout: c-ares would otherwise retry 4 times, doubling its wait.
+      const resolver = new Resolver({ timeout: def.timeoutMs, tries: 1 });
+      if (def.server !== null) resolver.setServers([def.server]);
+      const done = (err: Error | null, answers: readonly string[] | undefined): void => {
+        if (err !== null) {
+          settle(failure(err));
+          return;
+        }
+        const list = answers ?? [];
+        const detail = list.length === 1 ? '1 answer' : `${list.length} answers`;
+        const finding: Finding | null =
+          list.length === 0 ? { state: 'down', reason: `no ${def.type} answers` } : answerFinding(def, list);
+        settle({ ...judge([finding, latencyFinding(elapsedMs(startMs), def.degradedMs)]), detail });
+      };
+      switch (def.type) {
+        case 'A':
+          resolver.resolve4(def.query, (err, addresses) => done(err, addresses));
+          break;
+        case 'AAAA':
+          resolver.resolve6(def.query, (err, addresses) => done(err, addresses));
+          break;
+        case 'CNAME':
+          resolver.resolveCname(def.query, (err, names) => done(err, names));
+          break;
+        case 'MX':
+          resolver.resolveMx(def.query, (err, records) =>
+            done(
+              err,
+              records?.map((r) => r.exchange),
+            ),
+          );
+          break;
+        case 'TXT':
+          // A TXT record is a list of strings of at most 255 bytes each (RFC 1035 §3.3.14): joined, as one text.
+          resolver.resolveTxt(def.query, (err, records) =>
+            done(
+              err,
+              records?.map((chunks) => chunks.join('')),
+            ),
+          );
+          break;
       }
-      const list = answers ?? [];
-      const detail = list.length === 1 ? '1 answer' : `${list.length} answers`;
-      const finding: Finding | null = list.length === 0
-        ? { state: 'down', reason: `no ${def.type} answers` }
-        : answerFinding(def, list);
-      settle({ ...judge([finding, latencyFinding(elapsedMs(startMs), def.degradedMs)]), detail });
-    };
-    switch (def.type) {
-      case 'A':
-        resolver.resolve4(def.query, (err, addresses) => done(err, addresses));
-        break;
-      case 'AAAA':
-        resolver.resolve6(def.query, (err, addresses) => done(err, addresses));
-        break;
-      case 'CNAME':
-        resolver.resolveCname(def.query, (err, names) => done(err, names));
-        break;
-      case 'MX':
-        resolver.resolveMx(def.query, (err, records) => done(err, records?.map((r) => r.exchange)));
-        break;
-      case 'TXT':
-        // A TXT record is a list of strings of at most 255 bytes each (RFC 1035 §3.3.14): joined, as one text.
-        resolver.resolveTxt(def.query, (err, records) => done(err, records?.map((chunks) => chunks.join(''))));
-        break;
-    }
-    // cancel(): the pending query ends with ECANCELLED, after the outcome is settled.
-    return { destroy: () => resolver.cancel() };
-  });
+      // cancel(): the pending query ends with ECANCELLED, after the outcome is settled.
+      return { destroy: () => resolver.cancel() };
+    },
+  );
 }
 
 function answerFinding(def: DnsCheck, answers: readonly string[]): Finding | null {
@@ -106,7 +130,10 @@ function answerFinding(def: DnsCheck, answers: readonly string[]): Finding | nul
   const wanted = normalize(def.type, expected);
   if (answers.some((a) => normalize(def.type, a) === wanted)) return null;
   const shown = answers.slice(0, 3).join(', ') + (answers.length > 3 ? ', …' : '');
-  return { state: 'down', reason: `${answers.length === 1 ? 'answer is' : 'answers are'} ${shown}, expected ${expected}` };
+  return {
+    state: 'down',
+    reason: `${answers.length === 1 ? 'answer is' : 'answers are'} ${shown}, expected ${expected}`,
+  };
 }
 
 // Names compare without case and trailing dot (RFC 4343); IPv6 by its canonical text (RFC 5952).

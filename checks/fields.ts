@@ -14,13 +14,21 @@ export const MAX_TIMER_MS = 2_147_483_647;
 export function fieldValue(entry: Entry, field: string): unknown {
   let value: unknown = entry;
   for (const key of field.split('.')) {
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, key)) return undefined;
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || !Object.hasOwn(value, key))
+      return undefined;
     value = (value as Record<string, unknown>)[key];
   }
   return value;
 }
 
-export function integerField(entry: Entry, field: string, fallback: number, min: number, max: number, bad: Bad): number {
+export function integerField(
+  entry: Entry,
+  field: string,
+  fallback: number,
+  min: number,
+  max: number,
+  bad: Bad,
+): number {
   const value = fieldValue(entry, field);
   if (value === undefined) return fallback;
   if (typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max) return value;

@@ -7,8 +7,17 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { bounded, elapsedMs, failure } from './attempt.ts';
 import {
-  bodyContainsFinding, DAY_MS, DEFAULT_STATUS, humanDays, isJsonPath, jsonFinding, judge, latencyFinding,
-  parseStatusRanges, statusFinding, type Finding,
+  bodyContainsFinding,
+  DAY_MS,
+  DEFAULT_STATUS,
+  humanDays,
+  isJsonPath,
+  jsonFinding,
+  judge,
+  latencyFinding,
+  parseStatusRanges,
+  statusFinding,
+  type Finding,
 } from './conditions.ts';
 import { booleanField, fieldValue, integerField, stringField, type Bad, type Entry } from './fields.ts';
 import type { CheckCommon, HttpCheck, HttpExpect, Outcome } from './index.ts';
@@ -30,9 +39,10 @@ type Parts = Omit<CheckCommon, 'kind' | 'target'>;
 /** An http or https definition from its URL and its entry's options. */
 export function httpDefinition(common: Parts, kind: 'http' | 'https', url: URL, entry: Entry, bad: Bad): HttpCheck {
   const statusValue = fieldValue(entry, 'expect.status');
-  const status = statusValue === undefined
-    ? DEFAULT_STATUS
-    : parseStatusRanges(statusValue, (given, accepted) => bad('expect.status', given, accepted)) ?? DEFAULT_STATUS;
+  const status =
+    statusValue === undefined
+      ? DEFAULT_STATUS
+      : (parseStatusRanges(statusValue, (given, accepted) => bad('expect.status', given, accepted)) ?? DEFAULT_STATUS);
   const expect: HttpExpect = Object.freeze({
     status: Object.freeze(status),
     bodyContains: stringField(entry, 'expect.bodyContains', bad),
@@ -85,99 +95,115 @@ export function runHttp(def: HttpCheck): Promise<Outcome> {
   let certExpiresAt: string | undefined;
   let certIssue: Finding | null = null;
 
-  const outcome = bounded(def.timeoutMs, () => `no ${waitingFor} within ${def.timeoutMs} ms`, (settle, startMs) => {
-    const host = connectHost(url);
-    const port = portOf(url);
-    let req: http.ClientRequest | null = null;
-    const finish = (detail: string, findings: ReadonlyArray<Finding | null>): void => {
-      settle({ ...judge([...findings, certIssue, latencyFinding(elapsedMs(startMs), def.degradedMs)]), detail });
-    };
+  const outcome = bounded(
+    def.timeoutMs,
+    () => `no ${waitingFor} within ${def.timeoutMs} ms`,
+    (settle, startMs) => {
+      const host = connectHost(url);
+      const port = portOf(url);
+      let req: http.ClientRequest | null = null;
+      const finish = (detail: string, findings: ReadonlyArray<Finding | null>): void => {
+        settle({ ...judge([...findings, certIssue, latencyFinding(elapsedMs(startMs), def.degradedMs)]), detail });
+      };
 
-    const send = (socket: net.Socket): void => {
-      waitingFor = 'answer';
-      // No agent: Node then sends Connection: close and uses this socket only (Node docs,
-      // http.request, createConnection), so each run measures a fresh connection.
-      req = http.request({
-        method: 'GET',
-        path: `${url.pathname}${url.search}`,
-        headers: { host: url.host, 'user-agent': USER_AGENT, accept: '*/*' },
-        auth,
-        createConnection: () => socket,
-      });
-      let informational = 0;
-      req.on('information', (info: http.InformationEvent) => {
-        if (++informational > MAX_INFORMATIONAL) {
-          settle({ state: 'down', detail: `HTTP ${info.statusCode}`, reason: `more than ${MAX_INFORMATIONAL} informational (1xx) responses` });
-        }
-      });
-      req.on('response', (res: http.IncomingMessage) => {
-        const detail = `HTTP ${res.statusCode ?? 0}`;
-        res.on('error', (err) => settle(failure(err)));
-        const wrongStatus = statusFinding(res.statusCode ?? 0, def.expect.status);
-        if (!readsBody || wrongStatus !== null) {
-          finish(detail, [wrongStatus]);
-          return;
-        }
-        const tooLarge = { state: 'down', detail, reason: `body larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB` } as const;
-        if (Number(res.headers['content-length']) > MAX_BODY_BYTES) {
-          settle(tooLarge);
-          return;
-        }
-        waitingFor = 'complete body';
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        res.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > MAX_BODY_BYTES) settle(tooLarge);
-          else chunks.push(chunk);
+      const send = (socket: net.Socket): void => {
+        waitingFor = 'answer';
+        // No agent: Node then sends Connection: close and uses this socket only (Node docs,
+        // http.request, createConnection), so each run measures a fresh connection.
+        req = http.request({
+          method: 'GET',
+          path: `${url.pathname}${url.search}`,
+          headers: { host: url.host, 'user-agent': USER_AGENT, accept: '*/*' },
+          auth,
+          createConnection: () => socket,
         });
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          const { bodyContains, json } = def.expect;
-          finish(detail, [
-            bodyContains === null ? null : bodyContainsFinding(body, bodyContains),
-            json === null ? null : jsonFinding(body, json),
-          ]);
+        let informational = 0;
+        req.on('information', (info: http.InformationEvent) => {
+          if (++informational > MAX_INFORMATIONAL) {
+            settle({
+              state: 'down',
+              detail: `HTTP ${info.statusCode}`,
+              reason: `more than ${MAX_INFORMATIONAL} informational (1xx) responses`,
+            });
+          }
         });
-        res.on('close', () => settle({ state: 'down', detail, reason: 'body cut short' }));
-      });
-      req.on('error', (err) => settle(failure(err)));
-      req.end();
-    };
+        req.on('response', (res: http.IncomingMessage) => {
+          const detail = `HTTP ${res.statusCode ?? 0}`;
+          res.on('error', (err) => settle(failure(err)));
+          const wrongStatus = statusFinding(res.statusCode ?? 0, def.expect.status);
+          if (!readsBody || wrongStatus !== null) {
+            finish(detail, [wrongStatus]);
+            return;
+          }
+          const tooLarge = {
+            state: 'down',
+            detail,
+            reason: `body larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB`,
+          } as const;
+          if (Number(res.headers['content-length']) > MAX_BODY_BYTES) {
+            settle(tooLarge);
+            return;
+          }
+          waitingFor = 'complete body';
+          const chunks: Buffer[] = [];
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (bytes > MAX_BODY_BYTES) settle(tooLarge);
+            else chunks.push(chunk);
+          });
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            const { bodyContains, json } = def.expect;
+            finish(detail, [
+              bodyContains === null ? null : bodyContainsFinding(body, bodyContains),
+              json === null ? null : jsonFinding(body, json),
+            ]);
+          });
+          res.on('close', () => settle({ state: 'down', detail, reason: 'body cut short' }));
+        });
+        req.on('error', (err) => settle(failure(err)));
+        req.end();
+      };
 
-    let socket: net.Socket;
-    switch (def.kind) {
-      case 'http':
-        socket = net.connect({ host, port });
-        socket.once('connect', () => send(socket));
-        break;
-      case 'https': {
-        // Verification is done here rather than by rejectUnauthorized, so that the certificate
-        // is reported (and its expiry judged) even when it is not trusted. servername (SNI)
-        // must not be an IP address (RFC 6066 §3).
-        const secure = tls.connect({
-          host, port, servername: net.isIP(host) === 0 ? host : undefined, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'],
-        });
-        socket = secure;
-        secure.once('connect', () => (waitingFor = 'TLS handshake'));
-        secure.once('secureConnect', () => {
-          const judged = judgeCertificate(secure, def);
-          certExpiresAt = judged.expiresAt;
-          certIssue = judged.issue;
-          if (judged.refused !== null) settle(judged.refused);
-          else send(secure);
-        });
-        break;
+      let socket: net.Socket;
+      switch (def.kind) {
+        case 'http':
+          socket = net.connect({ host, port });
+          socket.once('connect', () => send(socket));
+          break;
+        case 'https': {
+          // Verification is done here rather than by rejectUnauthorized, so that the certificate
+          // is reported (and its expiry judged) even when it is not trusted. servername (SNI)
+          // must not be an IP address (RFC 6066 §3).
+          const secure = tls.connect({
+            host,
+            port,
+            servername: net.isIP(host) === 0 ? host : undefined,
+            rejectUnauthorized: false,
+            ALPNProtocols: ['http/1.1'],
+          });
+          socket = secure;
+          secure.once('connect', () => (waitingFor = 'TLS handshake'));
+          secure.once('secureConnect', () => {
+            const judged = judgeCertificate(secure, def);
+            certExpiresAt = judged.expiresAt;
+            certIssue = judged.issue;
+            if (judged.refused !== null) settle(judged.refused);
+            else send(secure);
+          });
+          break;
+        }
       }
-    }
-    socket.on('error', (err) => settle(failure(err)));
-    return {
-      destroy: () => {
-        req?.destroy();
-        socket.destroy();
-      },
-    };
-  });
+      socket.on('error', (err) => settle(failure(err)));
+      return {
+        destroy: () => {
+          req?.destroy();
+          socket.destroy();
+        },
+      };
+    },
+  );
   return outcome.then((o) => (certExpiresAt === undefined ? o : { ...o, certExpiresAt }));
 }
 
@@ -185,8 +211,13 @@ export function runHttp(def: HttpCheck): Promise<Outcome> {
  * The certificate's expiry (expired: down; within certMinDays: degraded), and whether the
  * request may go out: not when the chain or hostname failed verification, unless insecure.
  */
-function judgeCertificate(socket: tls.TLSSocket, def: HttpCheck): {
-  expiresAt: string | undefined; issue: Finding | null; refused: Omit<Outcome, 'latencyMs'> | null;
+function judgeCertificate(
+  socket: tls.TLSSocket,
+  def: HttpCheck,
+): {
+  expiresAt: string | undefined;
+  issue: Finding | null;
+  refused: Omit<Outcome, 'latencyMs'> | null;
 } {
   const cert = socket.getPeerCertificate();
   const expiresMs = Date.parse(cert.valid_to ?? '');
@@ -198,14 +229,19 @@ function judgeCertificate(socket: tls.TLSSocket, def: HttpCheck): {
     expiresAt = new Date(expiresMs).toISOString();
     const leftMs = expiresMs - Date.now();
     if (leftMs <= 0) issue = { state: 'down', reason: `certificate expired ${humanDays(-leftMs)} ago` };
-    else if (leftMs < def.certMinDays * DAY_MS) issue = { state: 'degraded', reason: `certificate expires in ${humanDays(leftMs)}` };
+    else if (leftMs < def.certMinDays * DAY_MS)
+      issue = { state: 'degraded', reason: `certificate expires in ${humanDays(leftMs)}` };
   }
   let refused: Omit<Outcome, 'latencyMs'> | null = null;
   if (!def.insecure && !socket.authorized) {
     // authorizationError is an OpenSSL or Node code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT,
     // ERR_TLS_CERT_ALTNAME_INVALID (Node docs, tls.TLSSocket.authorizationError).
     const code = String(socket.authorizationError);
-    refused = { state: 'down', detail: code, reason: issue?.state === 'down' ? issue.reason : `certificate not valid: ${code}` };
+    refused = {
+      state: 'down',
+      detail: code,
+      reason: issue?.state === 'down' ? issue.reason : `certificate not valid: ${code}`,
+    };
   }
   return { expiresAt, issue, refused };
 }

@@ -55,10 +55,13 @@ export class PushLog {
     const log = new PushLog();
     for (const [check, push] of Object.entries(value as Record<string, unknown>)) {
       const p = push as Partial<Record<keyof RecordedPush, unknown>> | null;
-      const valid = typeof p === 'object' && p !== null
-        && (p.status === 'up' || p.status === 'down')
-        && (p.msg === null || (typeof p.msg === 'string' && p.msg.length <= MAX_PUSH_MSG_CHARS))
-        && typeof p.atMs === 'number' && Number.isFinite(p.atMs);
+      const valid =
+        typeof p === 'object' &&
+        p !== null &&
+        (p.status === 'up' || p.status === 'down') &&
+        (p.msg === null || (typeof p.msg === 'string' && p.msg.length <= MAX_PUSH_MSG_CHARS)) &&
+        typeof p.atMs === 'number' &&
+        Number.isFinite(p.atMs);
       if (!valid) throw new Error(`push log: bad entry for ${JSON.stringify(check)}`);
       log.record(check, { status: p.status as Push['status'], msg: p.msg as string | null }, p.atMs as number);
     }
@@ -73,7 +76,12 @@ const MAX_WITHIN_MS = 366 * 24 * 3600 * 1000;
  * A push check: its URL is push:// and nothing else (the name says which check a push is
  * for), and withinMs is required.
  */
-export function pushDefinition(common: Omit<CheckCommon, 'kind' | 'target'>, url: URL, entry: Entry, bad: Bad): PushCheck {
+export function pushDefinition(
+  common: Omit<CheckCommon, 'kind' | 'target'>,
+  url: URL,
+  entry: Entry,
+  bad: Bad,
+): PushCheck {
   if (url.href !== 'push://') bad('url', url.href, 'push:// with nothing after it');
   const accepted = `an integer from 1 to ${MAX_WITHIN_MS} (a year)`;
   if (entry.withinMs === undefined) bad('withinMs', undefined, accepted);
@@ -86,7 +94,12 @@ export function pushDefinition(common: Omit<CheckCommon, 'kind' | 'target'>, url
  * (reason: its msg) or is older (`no push for 26h`). With no push yet, up until withinMs
  * after start-up.
  */
-export function pushOutcome(def: PushCheck, last: RecordedPush | undefined, startedAtMs: number, nowMs: number): Outcome {
+export function pushOutcome(
+  def: PushCheck,
+  last: RecordedPush | undefined,
+  startedAtMs: number,
+  nowMs: number,
+): Outcome {
   if (last === undefined) {
     const waitedMs = nowMs - startedAtMs;
     if (waitedMs < def.withinMs) return { state: 'up', detail: 'no push yet', reason: null, latencyMs: 0 };
@@ -95,7 +108,9 @@ export function pushOutcome(def: PushCheck, last: RecordedPush | undefined, star
   // A clock that went back makes a push look younger, never older.
   const ageMs = Math.max(0, nowMs - last.atMs);
   const detail = `pushed ${last.status} ${humanDuration(ageMs)} ago`;
-  if (last.status === 'down') return { state: 'down', detail, reason: last.msg ?? 'the last push said down', latencyMs: 0 };
-  if (ageMs >= def.withinMs) return { state: 'down', detail, reason: `no push for ${humanDuration(ageMs)}`, latencyMs: 0 };
+  if (last.status === 'down')
+    return { state: 'down', detail, reason: last.msg ?? 'the last push said down', latencyMs: 0 };
+  if (ageMs >= def.withinMs)
+    return { state: 'down', detail, reason: `no push for ${humanDuration(ageMs)}`, latencyMs: 0 };
   return { state: 'up', detail, reason: null, latencyMs: 0 };
 }

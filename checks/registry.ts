@@ -15,13 +15,14 @@ import { portOf } from './url.ts';
 export const COMMON_FIELDS = ['name', 'url', 'intervalMs', 'critical', 'failuresToDown', 'successesToUp'] as const;
 
 /** Each kind's URL scheme (as URL#protocol) and the fields it takes beyond COMMON_FIELDS. */
-export const CHECK_KINDS: Readonly<Record<CheckKind, { readonly scheme: string; readonly fields: readonly string[] }>> = Object.freeze({
-  http: { scheme: 'http:', fields: HTTP_FIELDS },
-  https: { scheme: 'https:', fields: HTTPS_FIELDS },
-  tcp: { scheme: 'tcp:', fields: TCP_FIELDS },
-  dns: { scheme: 'dns:', fields: DNS_FIELDS },
-  push: { scheme: 'push:', fields: PUSH_FIELDS },
-});
+export const CHECK_KINDS: Readonly<Record<CheckKind, { readonly scheme: string; readonly fields: readonly string[] }>> =
+  Object.freeze({
+    http: { scheme: 'http:', fields: HTTP_FIELDS },
+    https: { scheme: 'https:', fields: HTTPS_FIELDS },
+    tcp: { scheme: 'tcp:', fields: TCP_FIELDS },
+    dns: { scheme: 'dns:', fields: DNS_FIELDS },
+    push: { scheme: 'push:', fields: PUSH_FIELDS },
+  });
 
 /** The kind whose scheme `protocol` is ('https:'), or null. */
 export function kindOfScheme(protocol: string): CheckKind | null {
@@ -30,7 +31,13 @@ export function kindOfScheme(protocol: string): CheckKind | null {
 }
 
 /** Builds a definition of `kind`; problems go to `bad`, and the result is then discarded by the caller. */
-export function buildCheck(kind: CheckKind, parts: Omit<CheckCommon, 'kind' | 'target'>, url: URL, entry: Entry, bad: Bad): CheckDefinition {
+export function buildCheck(
+  kind: CheckKind,
+  parts: Omit<CheckCommon, 'kind' | 'target'>,
+  url: URL,
+  entry: Entry,
+  bad: Bad,
+): CheckDefinition {
   switch (kind) {
     case 'http':
     case 'https':

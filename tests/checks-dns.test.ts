@@ -63,14 +63,28 @@ server.on('message', (msg, from) => {
   if (name === SILENT) return;
   const records = ZONE[name];
   const typeName = (Object.keys(TYPES) as TypeName[]).find((t) => TYPES[t] === type);
-  const rdatas = records === undefined || typeName === undefined ? [] : records[typeName] ?? [];
-  const answers = rdatas.map((rdata) => Buffer.concat([
-    u16(0xc00c), u16(type), u16(1), Buffer.from([0, 0, 0, 60]), u16(rdata.length), rdata, // name: a pointer to the question's
-  ]));
+  const rdatas = records === undefined || typeName === undefined ? [] : (records[typeName] ?? []);
+  const answers = rdatas.map((rdata) =>
+    Buffer.concat([
+      u16(0xc00c),
+      u16(type),
+      u16(1),
+      Buffer.from([0, 0, 0, 60]),
+      u16(rdata.length),
+      rdata, // name: a pointer to the question's
+    ]),
+  );
   // QR, the query's RD, RA; RCODE 3 (NXDOMAIN) for a name not in the zone.
   const flags = 0x8000 | (msg.readUInt16BE(2) & 0x0100) | 0x0080 | (records === undefined ? 3 : 0);
   const reply = Buffer.concat([
-    msg.subarray(0, 2), u16(flags), u16(1), u16(answers.length), u16(0), u16(0), msg.subarray(12, questionEnd), ...answers,
+    msg.subarray(0, 2),
+    u16(flags),
+    u16(1),
+    u16(answers.length),
+    u16(0),
+    u16(0),
+    msg.subarray(12, questionEnd),
+    ...answers,
   ]);
   setTimeout(() => server.send(reply, from.port, from.address), name === 'slow.test' ? SLOW_MS : 0);
 });
@@ -85,7 +99,12 @@ after(() => server.close());
 async function run(query: string, options: Record<string, unknown> = {}): Promise<Outcome> {
   const separator = query.includes('?') ? '&' : '?';
   const url = `dns://${query}${separator}server=${serverAddress}`;
-  const { checks, problems } = parseCheckDefinitions([{ name: 'dns', url, ...options }], 'test.json', DEFAULTS, new Set());
+  const { checks, problems } = parseCheckDefinitions(
+    [{ name: 'dns', url, ...options }],
+    'test.json',
+    DEFAULTS,
+    new Set(),
+  );
   assert.deepEqual(problems, []);
   return withDeadline(runCheck(checks[0], CONTEXT), 10_000, `check of ${url}`);
 }
@@ -103,28 +122,60 @@ test('a dns check asks the server it names for A records (the default type) and 
 });
 
 test('expect.answer: one of the answers must equal it', async () => {
-  assert.deepEqual(summary(await run('app.test?type=A', { expect: { answer: '10.0.0.2' } })), ['up', '2 answers', null]);
-  assert.deepEqual(summary(await run('app.test?type=A', { expect: { answer: '10.0.0.9' } })),
-    ['down', '2 answers', 'answers are 10.0.0.1, 10.0.0.2, expected 10.0.0.9']);
+  assert.deepEqual(summary(await run('app.test?type=A', { expect: { answer: '10.0.0.2' } })), [
+    'up',
+    '2 answers',
+    null,
+  ]);
+  assert.deepEqual(summary(await run('app.test?type=A', { expect: { answer: '10.0.0.9' } })), [
+    'down',
+    '2 answers',
+    'answers are 10.0.0.1, 10.0.0.2, expected 10.0.0.9',
+  ]);
 });
 
 test('AAAA answers compare as addresses, whatever their spelling', async () => {
-  assert.deepEqual(summary(await run('app.test?type=AAAA', { expect: { answer: '2001:DB8:0::1' } })), ['up', '1 answer', null]);
-  assert.deepEqual(summary(await run('app.test?type=aaaa', { expect: { answer: '2001:db8::2' } })),
-    ['down', '1 answer', 'answer is 2001:db8::1, expected 2001:db8::2']);
+  assert.deepEqual(summary(await run('app.test?type=AAAA', { expect: { answer: '2001:DB8:0::1' } })), [
+    'up',
+    '1 answer',
+    null,
+  ]);
+  assert.deepEqual(summary(await run('app.test?type=aaaa', { expect: { answer: '2001:db8::2' } })), [
+    'down',
+    '1 answer',
+    'answer is 2001:db8::1, expected 2001:db8::2',
+  ]);
 });
 
 test('CNAME and MX answers compare as names: without case and trailing dot', async () => {
-  assert.deepEqual(summary(await run('www.app.test?type=CNAME', { expect: { answer: 'APP.test.' } })), ['up', '1 answer', null]);
-  assert.deepEqual(summary(await run('app.test?type=MX', { expect: { answer: 'mail.app.test' } })), ['up', '1 answer', null]);
-  assert.deepEqual(summary(await run('app.test?type=MX', { expect: { answer: 'app.test' } })),
-    ['down', '1 answer', 'answer is mail.app.test, expected app.test']);
+  assert.deepEqual(summary(await run('www.app.test?type=CNAME', { expect: { answer: 'APP.test.' } })), [
+    'up',
+    '1 answer',
+    null,
+  ]);
+  assert.deepEqual(summary(await run('app.test?type=MX', { expect: { answer: 'mail.app.test' } })), [
+    'up',
+    '1 answer',
+    null,
+  ]);
+  assert.deepEqual(summary(await run('app.test?type=MX', { expect: { answer: 'app.test' } })), [
+    'down',
+    '1 answer',
+    'answer is mail.app.test, expected app.test',
+  ]);
 });
 
 test('a TXT record is its strings joined', async () => {
-  assert.deepEqual(summary(await run('app.test?type=TXT', { expect: { answer: 'v=spf1 include:x -all' } })), ['up', '2 answers', null]);
-  assert.deepEqual(summary(await run('app.test?type=TXT', { expect: { answer: 'v=spf1 ' } })),
-    ['down', '2 answers', 'answers are v=spf1 include:x -all, hello, expected v=spf1 ']);
+  assert.deepEqual(summary(await run('app.test?type=TXT', { expect: { answer: 'v=spf1 include:x -all' } })), [
+    'up',
+    '2 answers',
+    null,
+  ]);
+  assert.deepEqual(summary(await run('app.test?type=TXT', { expect: { answer: 'v=spf1 ' } })), [
+    'down',
+    '2 answers',
+    'answers are v=spf1 include:x -all, hello, expected v=spf1 ',
+  ]);
 });
 
 test('a name that does not exist and a name without records of the type are down', async () => {
@@ -149,7 +200,12 @@ test('degradedMs makes a slow answer degraded', async () => {
 });
 
 test('a dns check without a server uses the system resolvers', async () => {
-  const { checks } = parseCheckDefinitions([{ name: 'sys', url: 'dns://name.invalid', timeoutMs: 1500 }], 'test.json', DEFAULTS, new Set());
+  const { checks } = parseCheckDefinitions(
+    [{ name: 'sys', url: 'dns://name.invalid', timeoutMs: 1500 }],
+    'test.json',
+    DEFAULTS,
+    new Set(),
+  );
   assert.equal(checks[0].target, 'dns://name.invalid?type=A');
   // Whatever this machine's resolvers are (or none): down, and within the timeout.
   const outcome = await withDeadline(runCheck(checks[0], CONTEXT), 5000, 'system resolver check');

@@ -7,7 +7,14 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { parseCheckDefinitions, parseCheckList, PushLog, runCheck, type CheckDefinition, type Outcome } from '../checks/index.ts';
+import {
+  parseCheckDefinitions,
+  parseCheckList,
+  PushLog,
+  runCheck,
+  type CheckDefinition,
+  type Outcome,
+} from '../checks/index.ts';
 import { freePort, sleep, waitFor, withDeadline } from './helpers.ts';
 
 const DEFAULTS = { timeoutMs: 2000, intervalMs: 10_000 };
@@ -24,34 +31,76 @@ const web = http.createServer((req, res) => {
   seen.push({ url: req.url ?? '', headers: req.headers, remotePort: req.socket.remotePort ?? 0 });
   const path = new URL(req.url ?? '/', 'http://x').pathname;
   switch (path) {
-    case '/ok': res.end('fine'); break;
-    case '/fail': res.writeHead(500).end('broken'); break;
-    case '/no-content': res.writeHead(204).end(); break;
-    case '/unavailable': res.writeHead(503).end(); break;
-    case '/redirect': res.writeHead(302, { Location: '/redirected' }).end(); break;
-    case '/redirected': redirectTargetHits++; res.writeHead(500).end(); break;
-    case '/hang': held.add(res); break; // never answers
-    case '/slow': setTimeout(() => res.end('late'), 300); break;
-    case '/up': res.end('{"status": "UP"}'); break;
-    case '/down': res.end('status: DOWN'); break;
-    case '/json': res.end(JSON.stringify({ status: 'UP', n: 3, list: [{ c: true, d: null }], nested: { a: { b: [1, 2] } } })); break;
-    case '/not-json': res.end('<html>UP</html>'); break;
-    case '/exactly-1mib': res.end('x'.repeat(MIB - 2) + 'UP'); break;
-    case '/declared-large': res.writeHead(200, { 'content-length': String(MIB + 1) }).write('x'); held.add(res); break;
-    case '/head-only': res.writeHead(200).flushHeaders(); held.add(res); break;
-    case '/cut-short': res.writeHead(200, { 'content-length': '100' }).write('UP'); setTimeout(() => res.destroy(), 50); break;
+    case '/ok':
+      res.end('fine');
+      break;
+    case '/fail':
+      res.writeHead(500).end('broken');
+      break;
+    case '/no-content':
+      res.writeHead(204).end();
+      break;
+    case '/unavailable':
+      res.writeHead(503).end();
+      break;
+    case '/redirect':
+      res.writeHead(302, { Location: '/redirected' }).end();
+      break;
+    case '/redirected':
+      redirectTargetHits++;
+      res.writeHead(500).end();
+      break;
+    case '/hang':
+      held.add(res);
+      break; // never answers
+    case '/slow':
+      setTimeout(() => res.end('late'), 300);
+      break;
+    case '/up':
+      res.end('{"status": "UP"}');
+      break;
+    case '/down':
+      res.end('status: DOWN');
+      break;
+    case '/json':
+      res.end(JSON.stringify({ status: 'UP', n: 3, list: [{ c: true, d: null }], nested: { a: { b: [1, 2] } } }));
+      break;
+    case '/not-json':
+      res.end('<html>UP</html>');
+      break;
+    case '/exactly-1mib':
+      res.end('x'.repeat(MIB - 2) + 'UP');
+      break;
+    case '/declared-large':
+      res.writeHead(200, { 'content-length': String(MIB + 1) }).write('x');
+      held.add(res);
+      break;
+    case '/head-only':
+      res.writeHead(200).flushHeaders();
+      held.add(res);
+      break;
+    case '/cut-short':
+      res.writeHead(200, { 'content-length': '100' }).write('UP');
+      setTimeout(() => res.destroy(), 50);
+      break;
     case '/endless': {
       // Writes as fast as the client reads, for ever.
       res.writeHead(200);
       held.add(res);
-      res.on('close', () => { endlessClosed++; held.delete(res); });
+      res.on('close', () => {
+        endlessClosed++;
+        held.delete(res);
+      });
       const chunk = Buffer.alloc(65_536, 'x');
-      const pump = (): void => { while (!res.destroyed && res.write(chunk)); };
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+      };
       res.on('drain', pump);
       pump();
       break;
     }
-    default: res.writeHead(404).end();
+    default:
+      res.writeHead(404).end();
   }
 });
 
@@ -65,12 +114,16 @@ const interim = net.createServer((socket) => {
     if (path === '/flood') {
       socket.on('close', () => floodClosed++);
       const chunk = line.repeat(2000);
-      const pump = (): void => { while (!socket.destroyed && socket.write(chunk)); };
+      const pump = (): void => {
+        while (!socket.destroyed && socket.write(chunk));
+      };
       socket.on('drain', pump);
       pump();
       return;
     }
-    socket.end(line.repeat(Number(path.slice(1))) + 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    socket.end(
+      line.repeat(Number(path.slice(1))) + 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+    );
   });
 });
 
@@ -123,7 +176,11 @@ test('an http check is down on 500, saying which codes were expected', async () 
 });
 
 test('a refused connection is down with its code as the detail and words as the reason', async () => {
-  assert.deepEqual(summary(await run({ url: `http://127.0.0.1:${refusedPort}/` })), ['down', 'ECONNREFUSED', 'connection refused']);
+  assert.deepEqual(summary(await run({ url: `http://127.0.0.1:${refusedPort}/` })), [
+    'down',
+    'ECONNREFUSED',
+    'connection refused',
+  ]);
 });
 
 test('a redirect is an answer, and it is not followed', async () => {
@@ -133,12 +190,26 @@ test('a redirect is an answer, and it is not followed', async () => {
 });
 
 test('expect.status takes codes and ranges', async () => {
-  assert.deepEqual(summary(await run({ url: `${base}/no-content`, expect: { status: [204] } })), ['up', 'HTTP 204', null]);
-  assert.deepEqual(summary(await run({ url: `${base}/ok`, expect: { status: [204, '300-308'] } })),
-    ['down', 'HTTP 200', 'HTTP 200, expected 204, 300-308']);
-  assert.deepEqual(summary(await run({ url: `${base}/unavailable`, expect: { status: '500-599' } })), ['up', 'HTTP 503', null]);
-  assert.deepEqual(summary(await run({ url: `${base}/redirect`, expect: { status: ['200-299'] } })),
-    ['down', 'HTTP 302', 'HTTP 302, expected 200-299']);
+  assert.deepEqual(summary(await run({ url: `${base}/no-content`, expect: { status: [204] } })), [
+    'up',
+    'HTTP 204',
+    null,
+  ]);
+  assert.deepEqual(summary(await run({ url: `${base}/ok`, expect: { status: [204, '300-308'] } })), [
+    'down',
+    'HTTP 200',
+    'HTTP 200, expected 204, 300-308',
+  ]);
+  assert.deepEqual(summary(await run({ url: `${base}/unavailable`, expect: { status: '500-599' } })), [
+    'up',
+    'HTTP 503',
+    null,
+  ]);
+  assert.deepEqual(summary(await run({ url: `${base}/redirect`, expect: { status: ['200-299'] } })), [
+    'down',
+    'HTTP 302',
+    'HTTP 302, expected 200-299',
+  ]);
 });
 
 test('an http check gives up after its timeout on a target that never answers', async () => {
@@ -156,17 +227,24 @@ test('without a body condition the body is not read, even an endless one', async
 
 test('expect.bodyContains reads the body and looks for the text', async () => {
   assert.deepEqual(summary(await run({ url: `${base}/up`, expect: { bodyContains: 'UP' } })), ['up', 'HTTP 200', null]);
-  assert.deepEqual(summary(await run({ url: `${base}/down`, expect: { bodyContains: 'UP' } })),
-    ['down', 'HTTP 200', 'body does not contain "UP"']);
+  assert.deepEqual(summary(await run({ url: `${base}/down`, expect: { bodyContains: 'UP' } })), [
+    'down',
+    'HTTP 200',
+    'body does not contain "UP"',
+  ]);
 });
 
 test('a body condition is not looked at when the status is already wrong', async () => {
-  assert.deepEqual(summary(await run({ url: `${base}/fail`, expect: { bodyContains: 'broken' } })),
-    ['down', 'HTTP 500', 'HTTP 500, expected 200-399']);
+  assert.deepEqual(summary(await run({ url: `${base}/fail`, expect: { bodyContains: 'broken' } })), [
+    'down',
+    'HTTP 500',
+    'HTTP 500, expected 200-399',
+  ]);
 });
 
 test('expect.json compares the value at a path by strict JSON equality', async () => {
-  const json = (path: string, equals: unknown): Promise<Outcome> => run({ url: `${base}/json`, expect: { json: { path, equals } } });
+  const json = (path: string, equals: unknown): Promise<Outcome> =>
+    run({ url: `${base}/json`, expect: { json: { path, equals } } });
   assert.deepEqual(summary(await json('status', 'UP')), ['up', 'HTTP 200', null]);
   assert.deepEqual(summary(await json('status', 'DOWN')), ['down', 'HTTP 200', '$.status is "UP", expected "DOWN"']);
   assert.deepEqual(summary(await json('n', 3)), ['up', 'HTTP 200', null]);
@@ -174,15 +252,24 @@ test('expect.json compares the value at a path by strict JSON equality', async (
   assert.deepEqual(summary(await json('list.0.c', true)), ['up', 'HTTP 200', null]);
   assert.deepEqual(summary(await json('list.0.d', null)), ['up', 'HTTP 200', null]);
   assert.deepEqual(summary(await json('nested', { a: { b: [1, 2] } })), ['up', 'HTTP 200', null]);
-  assert.deepEqual(summary(await json('nested', { a: { b: [2, 1] } })), ['down', 'HTTP 200', '$.nested is {"a":{"b":[1,2]}}, expected {"a":{"b":[2,1]}}']);
+  assert.deepEqual(summary(await json('nested', { a: { b: [2, 1] } })), [
+    'down',
+    'HTTP 200',
+    '$.nested is {"a":{"b":[1,2]}}, expected {"a":{"b":[2,1]}}',
+  ]);
   assert.deepEqual(summary(await json('list.1.c', true)), ['down', 'HTTP 200', '$.list.1 is missing, expected true']);
   assert.deepEqual(summary(await json('status.x', 'UP')), ['down', 'HTTP 200', '$.status.x is missing, expected "UP"']);
-  assert.deepEqual(summary(await run({ url: `${base}/not-json`, expect: { json: { path: 'status', equals: 'UP' } } })),
-    ['down', 'HTTP 200', 'body is not JSON']);
+  assert.deepEqual(
+    summary(await run({ url: `${base}/not-json`, expect: { json: { path: 'status', equals: 'UP' } } })),
+    ['down', 'HTTP 200', 'body is not JSON'],
+  );
 });
 
 test('a body of exactly 1 MiB is read whole', async () => {
-  assert.deepEqual(summary(await run({ url: `${base}/exactly-1mib`, timeoutMs: 10_000, expect: { bodyContains: 'UP' } })), ['up', 'HTTP 200', null]);
+  assert.deepEqual(
+    summary(await run({ url: `${base}/exactly-1mib`, timeoutMs: 10_000, expect: { bodyContains: 'UP' } })),
+    ['up', 'HTTP 200', null],
+  );
 });
 
 test('an endless body fails the check past 1 MiB, and reading stops at once', async () => {
@@ -220,8 +307,11 @@ test('degradedMs makes a passing but slow answer degraded', async () => {
 });
 
 test('a failing condition outranks slowness: down, with its own reason', async () => {
-  assert.deepEqual(summary(await run({ url: `${base}/slow`, degradedMs: 100, expect: { status: [204] } })),
-    ['down', 'HTTP 200', 'HTTP 200, expected 204']);
+  assert.deepEqual(summary(await run({ url: `${base}/slow`, degradedMs: 100, expect: { status: [204] } })), [
+    'down',
+    'HTTP 200',
+    'HTTP 200, expected 204',
+  ]);
 });
 
 test('up to 10 interim (1xx) responses are fine; the final answer counts', async () => {
@@ -242,7 +332,9 @@ test('a target that floods 1xx responses fails after the 11th, and the connectio
 
 test('credentials in the url are sent as basic auth and never shown; query values are sent and not shown', async () => {
   seen.length = 0;
-  const def = define({ url: `http://admin:p%40ss@127.0.0.1:${(web.address() as AddressInfo).port}/ok?apikey=Pa55&v=2` });
+  const def = define({
+    url: `http://admin:p%40ss@127.0.0.1:${(web.address() as AddressInfo).port}/ok?apikey=Pa55&v=2`,
+  });
   assert.equal(def.target, `${base}/ok?apikey=…&v=…`);
   assert.deepEqual(summary(await runCheck(def, CONTEXT)), ['up', 'HTTP 200', null]);
   assert.equal(seen[0].url, '/ok?apikey=Pa55&v=2');
@@ -277,16 +369,29 @@ test('a tcp check gives up after its timeout on a port that never completes the 
   // A listener that never accepts: its child process blocks its own event loop. Once its
   // accept queue (backlog 1, so two connections) is full, the kernel drops further SYNs
   // and a connect hangs, as it does towards a host that has gone away.
-  const blocker = spawn(process.execPath, ['-e', `
+  const blocker = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
     const server = require('node:net').createServer();
     server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
       process.stdout.write(server.address().port + '\\n');
       const end = Date.now() + 15000;
       while (Date.now() < end);
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    });`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   const fillers: net.Socket[] = [];
   try {
-    const port = Number(await withDeadline(new Promise<string>((resolve) => blocker.stdout.once('data', (d: Buffer) => resolve(d.toString()))), 10_000, 'blocker start'));
+    const port = Number(
+      await withDeadline(
+        new Promise<string>((resolve) => blocker.stdout.once('data', (d: Buffer) => resolve(d.toString()))),
+        10_000,
+        'blocker start',
+      ),
+    );
     for (let i = 0; i < 2; i++) {
       const filler = net.connect(port, '127.0.0.1');
       filler.on('error', () => {});
