@@ -3,6 +3,7 @@
 // https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
 
 import type { ConnectionStats } from './http/connections.ts';
+import type { WriteStats } from './http/write-api.ts';
 import type { HubStats } from './sse.ts';
 import type { CheckStats } from './status.ts';
 import { eventLoopDelayMs, residentMemoryBytes } from './status.ts';
@@ -19,6 +20,9 @@ export interface MetricsSources {
   readonly connections: ConnectionStats;
   /** Date.now() of the latest snapshot; null before the first. */
   readonly lastSnapshotMs: number | null;
+  readonly alerts: { readonly sent: number; readonly failed: number; readonly dropped: number };
+  readonly reloads: { readonly ok: number; readonly error: number };
+  readonly writes: WriteStats;
 }
 
 const START_TIME_SECONDS = Math.round((Date.now() - process.uptime() * 1000)) / 1000;
@@ -70,6 +74,17 @@ export function renderMetrics(sources: MetricsSources): string {
   ]);
   // Reading it needs a descriptor: when they have run out, the sample is left out.
   const rss = residentMemoryBytes();
+  const { alerts, reloads, writes } = sources;
+  family('status_alerts_total', 'counter', 'Alerts by outcome: sent, failed (retries used up) or dropped (queue full, shutdown).', [
+    [labels({ result: 'sent' }), alerts.sent], [labels({ result: 'failed' }), alerts.failed], [labels({ result: 'dropped' }), alerts.dropped],
+  ]);
+  family('status_config_reloads_total', 'counter', 'CONFIG_FILE reloads, applied (ok) or refused (error).', [
+    [labels({ result: 'ok' }), reloads.ok], [labels({ result: 'error' }), reloads.error],
+  ]);
+  family('status_publish_total', 'counter', 'App events published with POST /publish, accepted or refused.', [
+    [labels({ result: 'accepted' }), writes.publish.accepted], [labels({ result: 'refused' }), writes.publish.refused],
+  ]);
+  family('status_push_total', 'counter', 'Pushes received for each push check.', [...writes.push].map(([check, n]) => [labels({ check }), n]));
   family('process_resident_memory_bytes', 'gauge', 'Resident memory size in bytes.', rss === null ? [] : [['', rss]]);
   family('process_cpu_seconds_total', 'counter', 'User and system CPU time spent, in seconds.', [['', (cpu.user + cpu.system) / 1e6]]);
   family('process_start_time_seconds', 'gauge', 'Start time of the process since the Unix epoch, in seconds.', [['', START_TIME_SECONDS]]);

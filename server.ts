@@ -8,7 +8,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { type Config, ConfigError, HELP, parseConfig, redactedConfig } from './config.ts';
-import { PushLog } from './checks/index.ts';
+import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { Alerter } from './alerts.ts';
+import { loadMonitorConfig, watchConfigFile } from './config-file.ts';
 import { createAccess } from './http/access.ts';
 import { admitPipelined, guardConnections, serverOptions } from './http/connections.ts';
 import { preparePage } from './http/page.ts';
@@ -16,6 +19,8 @@ import { createRouter } from './http/router.ts';
 import { createRoutes } from './http/routes.ts';
 import { type Logger, createLogger } from './log.ts';
 import { SseHub } from './sse.ts';
+import { StateStore } from './state-store.ts';
+import { ServiceState } from './state.ts';
 import { type Latest, StatusPoller } from './status.ts';
 
 // The kernel caps this at net.core.somaxconn (4096 on current Linux). Node's default, 511,
@@ -35,17 +40,33 @@ export interface RunningServer {
   readonly server: http.Server;
   readonly hub: SseHub;
   readonly poller: StatusPoller;
+  readonly state: ServiceState;
+  readonly alerter: Alerter;
   readonly port: number;
   readonly url: string;
+  /** Reads CONFIG_FILE again; a bad one is logged and counted, and the old one stays. */
+  reload(): void;
   /** Drains every stream and socket; resolves when all are closed or the grace ran out. */
   shutdown(): Promise<void>;
 }
 
-/** Builds the server and listens. Rejects when the port cannot be bound. */
+/**
+ * Builds the server and listens. Rejects with a ConfigError when CONFIG_FILE or STATE_DIR
+ * cannot be used, and with the listen error when the port cannot be bound.
+ */
 export async function startServer(config: Config, options: StartOptions): Promise<RunningServer> {
   const { log } = options;
   const version = options.version ?? readVersion();
   const page = preparePage(options.page ?? readFileSync(new URL('./page.html', import.meta.url), 'utf8'));
+  const loaded = loadMonitorConfig(config);
+  if (loaded.problems.length > 0) throw new ConfigError(loaded.problems);
+  let monitor = loaded.monitor;
+  let state: ServiceState;
+  try {
+    state = ServiceState.open(config.stateDir, log);
+  } catch (err) {
+    throw new ConfigError([`config: ${(err as Error).message}`]);
+  }
   let draining = false;
 
   const hub: SseHub = new SseHub({
@@ -64,24 +85,50 @@ export async function startServer(config: Config, options: StartOptions): Promis
     },
   });
 
+  // Maintenance: transitions are still recorded and streamed, but nobody is paged.
+  const alerter = new Alerter({ targets: monitor.alerts, log, suppressed: () => state.announcement?.maintenance === true });
+  const service = { hostname: hostname(), version, title: config.title };
   const poller = new StatusPoller({
-    checks: config.checks,
+    checks: monitor.checks,
     intervalMs: config.intervalMs,
     heartbeatMs: config.heartbeatMs,
     title: config.title,
     version,
-    context: { pushes: new PushLog(), startedAtMs: Date.now() },
+    context: { pushes: state.pushes, startedAtMs: Date.now() },
     clients: () => hub.size,
+    announcement: () => state.announcement,
+    history: state.history,
     onSnapshot: (latest: Latest) => hub.publishSnapshot(latest.json),
-    onTransition: (transition) => hub.publishEvent('change', JSON.stringify(transition)),
+    onTransition: (transition, overall) => {
+      state.history.addTransition(transition);
+      hub.publishEvent('change', JSON.stringify(transition));
+      alerter.notify(transition, { ...service, status: overall });
+    },
     log,
   });
-  poller.start();
+
+  const reloads = { ok: 0, error: 0 };
+  function reload(): void {
+    const next = loadMonitorConfig(config);
+    if (next.problems.length > 0) {
+      reloads.error++;
+      for (const problem of next.problems) log.error('config reload refused: the old configuration stays', { problem });
+      return;
+    }
+    if (next.monitor.digest === monitor.digest) return;
+    monitor = next.monitor;
+    poller.setChecks(monitor.checks);
+    alerter.setTargets(monitor.alerts);
+    reloads.ok++;
+    log.info('config reloaded', { checks: monitor.checks.length, alerts: monitor.alerts.length });
+  }
 
   const server = http.createServer(serverOptions(config));
   const connections = guardConnections(server, config, log);
   const access = createAccess(config);
-  const routes = createRoutes({ config, hub, poller, page, access, connections, draining: () => draining });
+  const routes = createRoutes({
+    config, hub, poller, page, access, connections, state, alerter, reloads, draining: () => draining,
+  });
   const route = createRouter({
     routes,
     access,
@@ -102,36 +149,47 @@ export async function startServer(config: Config, options: StartOptions): Promis
       resolve();
     });
   });
+  poller.start();
+  state.startSaving();
+  const stopWatching = config.configFile === null ? () => {} : watchConfigFile(config.configFile, reload, (err) => {
+    log.warn('watching CONFIG_FILE failed: it is reloaded on SIGHUP only', { err });
+  });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   log.info('listening', {
     address: address.address, port: address.port, url: `http://${urlHost}:${address.port}/`, version,
-    node: process.version, config: redactedConfig(config),
+    node: process.version, config: redactedConfig(config), checks: monitor.checks.map(({ name, kind, target }) => ({ name, kind, target })),
+    alerts: monitor.alerts.map((a) => a.shownAs),
   });
 
   let closed: Promise<void> | null = null;
   function shutdown(): Promise<void> {
     closed ??= new Promise<void>((resolve) => {
       draining = true;
+      const deadline = performance.now() + config.shutdownGraceMs;
       log.info('shutting down', { streams: hub.size, graceMs: config.shutdownGraceMs });
+      stopWatching();
+      poller.stop();
+      state.stopSaving();
       const grace = setTimeout(() => {
-        log.warn('shutdown grace ran out: closing what is left', { streams: hub.size });
+        log.warn('shutdown grace ran out: closing what is left', { streams: hub.size, alerts: alerter.waiting });
         server.closeAllConnections();
+        alerter.stop();
         resolve();
       }, config.shutdownGraceMs);
       // server.close() stops accepting, closes idle keep-alive sockets, and calls back
-      // once every connection has closed.
-      server.close(() => {
+      // once every connection has closed. Waiting alerts get what is left of the grace.
+      const connectionsClosed = new Promise<void>((done) => server.close(() => done()));
+      hub.closeAll();
+      void Promise.all([connectionsClosed, alerter.drain(Math.max(0, deadline - performance.now())), state.save()]).then(() => {
         clearTimeout(grace);
         resolve();
       });
-      poller.stop();
-      hub.closeAll();
     });
     return closed;
   }
 
-  return { server, hub, poller, port: address.port, url: `http://${urlHost}:${address.port}`, shutdown };
+  return { server, hub, poller, state, alerter, port: address.port, url: `http://${urlHost}:${address.port}`, reload, shutdown };
 }
 
 function readVersion(): string {
@@ -139,19 +197,31 @@ function readVersion(): string {
   return pkg.version ?? '0.0.0';
 }
 
-/** The command line: config errors exit 2, a taken port exits 1, signals drain and exit 0. */
+/**
+ * The command line: --help; --check-config validates and exits 0 or 2; config errors exit 2,
+ * a taken port exits 1, SIGTERM/SIGINT drain and exit 0, SIGHUP reloads CONFIG_FILE.
+ */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(HELP);
     return;
   }
+  const configError = (problems: readonly string[]): never => {
+    process.stderr.write(`${problems.join('\n')}\n`);
+    process.exit(2);
+  };
   let config: Config;
   try {
     config = parseConfig(env);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(err.problems.join('\n') + '\n');
-    process.exit(2);
+    return configError(err.problems);
+  }
+  if (argv.includes('--check-config')) {
+    const problems = checkConfig(config);
+    if (problems.length > 0) return configError(problems);
+    process.stdout.write('ok\n');
+    return;
   }
   const log = createLogger(config.logLevel);
 
@@ -174,6 +244,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => running?.reload());
   // A rejection nobody handled is a bug to log, not a reason to stop watching the service.
   process.on('unhandledRejection', (reason) => {
     log.error('unhandled rejection', { err: reason instanceof Error ? reason : String(reason) });
@@ -182,11 +253,26 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   try {
     running = await startServer(config, { log });
   } catch (err) {
+    if (err instanceof ConfigError) return configError(err.problems);
     const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'EADDRINUSE' ? 'is already in use' : code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be used (${String(code ?? err)})`;
+    const reason = code === 'EADDRINUSE' ? 'is already in use'
+      : code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be used (${String(code ?? err)})`;
     process.stderr.write(`status-stream: ${config.host}:${config.port} ${reason}\n`);
     process.exit(1);
   }
+}
+
+/** Every problem of CONFIG_FILE and STATE_DIR, as start-up would find them (like `nginx -t`). */
+function checkConfig(config: Config): string[] {
+  const problems = loadMonitorConfig(config).problems;
+  if (config.stateDir !== null) {
+    try {
+      StateStore.open(config.stateDir);
+    } catch (err) {
+      problems.push(`config: ${(err as Error).message}`);
+    }
+  }
+  return problems;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -2,16 +2,21 @@
 // handler that answers it from the parts it is given. It owns no state of its own.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Alerter } from '../alerts.ts';
+import { badgeSvg, formatUptime, shieldsEndpoint, stateColor, uptimeColor } from '../badge.ts';
 import type { Config } from '../config.ts';
+import { parseHistoryQuery } from '../history.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../metrics.ts';
 import type { EventFilter } from '../replay.ts';
 import { SSE_HEADERS, SseError, type SseHub, parseEventFilter } from '../sse.ts';
+import type { ServiceState } from '../state.ts';
 import type { StatusPoller } from '../status.ts';
 import type { AccessCheck } from './access.ts';
 import type { ConnectionStats } from './connections.ts';
 import { type Page, tokenCookie } from './page.ts';
 import { type Headers, send, sendError, sendJson } from './reply.ts';
 import type { RequestContext, Route } from './router.ts';
+import { createWriteRoutes, createWriteStats, decodeName } from './write-api.ts';
 
 export interface RouteParts {
   readonly config: Config;
@@ -20,8 +25,13 @@ export interface RouteParts {
   readonly page: Page;
   readonly access: AccessCheck;
   readonly connections: ConnectionStats;
+  readonly state: ServiceState;
+  readonly alerter: Alerter;
+  readonly reloads: { readonly ok: number; readonly error: number };
   readonly draining: () => boolean;
 }
+
+const UPTIME_RANGES = new Set(['24h', '7d', '30d']);
 
 export function createRoutes(parts: RouteParts): Record<string, Route> {
   const { config, hub, poller, page, access } = parts;
@@ -71,11 +81,58 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
     const body = renderMetrics({
       clients: hub.size, hub: hub.stats, rounds: poller.rounds, checks: poller.checkStats, connections: parts.connections,
       lastSnapshotMs: poller.latest === null ? null : Date.parse(poller.latest.snapshot.time),
+      alerts: parts.alerter.stats, reloads: parts.reloads, writes,
     });
     send(res, 200, body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
   }
 
+  function sendHistory(_req: IncomingMessage, res: ServerResponse, { query }: RequestContext): void {
+    const parsed = parseHistoryQuery(query, poller.definitions.map((d) => d.name));
+    if (!parsed.ok) return sendError(res, parsed.status, parsed.error);
+    sendJson(res, 200, JSON.stringify(parts.state.history.query(parsed.query, Date.now())));
+  }
+
+  // /badge.svg (overall) and /badge/<check>.svg|.json; ?uptime=24h|7d|30d, ?label=.
+  async function sendBadge(_req: IncomingMessage, res: ServerResponse, { query, rest }: RequestContext): Promise<void> {
+    const format = rest === '' || rest.endsWith('.svg') ? 'svg' : rest.endsWith('.json') ? 'json' : null;
+    const name = rest === '' ? null : decodeName(rest.slice(0, rest.lastIndexOf('.')));
+    if (format === null || (rest !== '' && name === null)) return sendError(res, 404, 'not found');
+    const uptime = query.get('uptime');
+    if (uptime !== null && (!UPTIME_RANGES.has(uptime) || name === null)) {
+      return sendError(res, 400, 'uptime must be 24h, 7d or 30d, on a check badge');
+    }
+    const { snapshot } = await poller.snapshot();
+    const check = name === null ? undefined : snapshot.checks.find((c) => c.name === name);
+    if (name !== null && check === undefined) return sendError(res, 404, 'no check of that name');
+    let label = query.get('label') ?? (check?.name ?? config.title);
+    let message: string;
+    let color: string;
+    if (check === undefined) {
+      message = snapshot.status;
+      color = stateColor(snapshot.status);
+    } else if (uptime !== null) {
+      const percent = check.uptime[uptime as keyof typeof check.uptime];
+      message = formatUptime(percent);
+      color = uptimeColor(percent);
+      if (query.get('label') === null) label = `${label} ${uptime}`;
+    } else {
+      message = check.state;
+      color = stateColor(check.state);
+    }
+    const headers = { 'Cache-Control': 'no-cache' };
+    if (format === 'json') send(res, 200, shieldsEndpoint(label, message, color), { ...headers, 'Content-Type': 'application/json; charset=utf-8' });
+    else send(res, 200, badgeSvg(label, message, color), { ...headers, 'Content-Type': 'image/svg+xml; charset=utf-8' });
+  }
+
+  const writes = createWriteStats();
+  // Off without PUBLISH_TOKEN: its routes do not exist (404), rather than refuse (401).
+  const writeRoutes = config.publishToken === null ? {} : createWriteRoutes({ hub, poller, state: parts.state, stats: writes });
+
   return {
+    ...writeRoutes,
+    '/history': { methods: ['GET'], scope: 'read', handler: sendHistory },
+    '/badge.svg': { methods: ['GET'], scope: 'read', handler: sendBadge },
+    '/badge/': { methods: ['GET'], scope: 'read', handler: sendBadge },
     '/': { methods: ['GET'], scope: 'public', handler: servePage },
     '/events': { methods: ['GET'], scope: 'read', handler: openStream },
     '/status': { methods: ['GET'], scope: 'read', handler: sendStatus },
