@@ -360,7 +360,7 @@ test('notify() returns at once; a target that never answers times out, other tar
   const alerter = new Alerter({
     targets: [target(`${base}/hang/slow`), target(`${base}/ok/beside-hang`)],
     log,
-    timeoutMs: 300,
+    timeoutMs: 600,
     retryDelaysMs: [20],
   });
   alerter.notify(transition('web', 'down'), CONTEXT);
@@ -388,7 +388,7 @@ test('a 2xx whose body never ends counts as sent at the timeout; so does a reset
   const alerter = new Alerter({
     targets: [target(`${base}/trickle/x`), target(`${base}/reset/x`)],
     log: capture().log,
-    timeoutMs: 200,
+    timeoutMs: 500,
     retryDelaysMs: [20],
   });
   alerter.notify(transition('web', 'down'), CONTEXT);
