@@ -106,8 +106,8 @@ docker_env_down() {
 docker_env_base() {
   if [ -n "${NODE_IMAGE:-}" ]; then NODE_BASE=$NODE_IMAGE; return 0; fi
   # An official image only from the user's own engine: a private one stays off the network.
-  if [ "$DOCKER_ENV_PRIVATE" = 0 ] &&
-    { "$DOCKER" image inspect node:24-alpine >/dev/null 2>&1 || "$DOCKER" pull -q node:24-alpine >/dev/null 2>&1; }; then
+  if [ "$DOCKER_ENV_PRIVATE" = 0 ] && { "$DOCKER" image inspect node:24-alpine >/dev/null 2>&1 ||
+    "$DOCKER" pull -q node:24-alpine >/dev/null 2>&1; }; then
     NODE_BASE=node:24-alpine; return 0
   fi
   local node=${NODE_BIN:-} tgz='' version tar

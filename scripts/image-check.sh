@@ -36,7 +36,8 @@ finish() {
   rm -rf "$OUT"
   [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
   echo "image-check: $passed passed, $failed failed ($(elapsed "$started") s)"
-  [ "$failed" -eq 0 ]
+  [ "$failed" -eq 0 ] && exit 0
+  exit 1
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
@@ -84,7 +85,8 @@ while running && awk -v a="$t" -v b="$(date +%s.%N)" -v w="$WAIT_S" 'BEGIN { exi
   curl -fsS -m 2 -o /dev/null "$url/healthz" 2>/dev/null && { ok=1; break; }
   sleep 0.1
 done
-if [ "$ok" = 1 ]; then pass "GET /healthz 2xx after $(elapsed "$t") s"; else fail "GET /healthz: no 2xx in $WAIT_S s"; logs; fi
+if [ "$ok" = 1 ]; then pass "GET /healthz 2xx after $(elapsed "$t") s"
+else fail "GET /healthz: no 2xx in $WAIT_S s"; logs; fi
 
 t=$(date +%s.%N) health=''
 for ((i = 0; i < WAIT_S * 4; i++)); do
@@ -115,7 +117,8 @@ else fail "GET /events: no data: line"; head -c 400 "$OUT/stream"; fi
 t=$(date +%s.%N)
 "$DOCKER" stop "$NAME" >/dev/null
 stop_s=$(elapsed "$t")
-if awk -v s="$stop_s" -v l="$STOP_LIMIT" 'BEGIN { exit !(s < l) }'; then pass "docker stop with the stream open: $stop_s s"
+if awk -v s="$stop_s" -v l="$STOP_LIMIT" 'BEGIN { exit !(s < l) }'; then
+  pass "docker stop with the stream open: $stop_s s"
 else fail "docker stop with the stream open: $stop_s s (limit $STOP_LIMIT s)"; logs; fi
 
 for ((i = 0; i < 30; i++)); do kill -0 "$curl_pid" 2>/dev/null || break; sleep 0.1; done
