@@ -192,3 +192,24 @@ test('after done, sockets the clients keep open are destroyed within about a sec
     await service.close();
   }
 });
+
+test('a stream whose response was destroyed is unregistered by the next write, before its close event', async () => {
+  const opened: SseStream[] = [];
+  const closed: SseStream[] = [];
+  const hubServer = await startHubServer({ onOpen: (s) => opened.push(s), onClose: (s) => closed.push(s) });
+  try {
+    const client = await openStream(hubServer.url);
+    await waitFor(() => opened.length === 1, 5000, 'the stream to open');
+    opened[0].res.destroy();
+    hubServer.hub.publishSnapshot('{}');
+    assert.equal(hubServer.hub.size, 0);
+    assert.deepEqual(
+      closed.map((s) => s.closeReason),
+      ['client'],
+    );
+    await withDeadline(client.closed, 5000, 'the client to see the connection end');
+    assert.equal(closed.length, 1);
+  } finally {
+    await hubServer.close();
+  }
+});
