@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { MAX_FILTER_NAMES, parseEventFilter, SseError } from '../sse.ts';
-import { openStream, request, type SseClient, sleep, startHubServer, waitFor } from './helpers.ts';
+import { openStream, request, type SseClient, sleep, startHubServer, startInProcess, waitFor } from './helpers.ts';
 
 test('parses a filter into a set of names; null or empty means every event', () => {
   assert.equal(parseEventFilter(null), null);
@@ -140,5 +140,26 @@ test('a bad filter is refused before any stream opens', async () => {
     assert.equal(hubServer.hub.stats.connectionsTotal, 0);
   } finally {
     await hubServer.close();
+  }
+});
+
+test('the service applies ?events= to GET /events and answers a bad filter with 400', async () => {
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', HEARTBEAT_MS: '0' });
+  try {
+    const all = await openStream(`${service.url}/events`);
+    await all.waitForEvents(1);
+    const changes = await openStream(`${service.url}/events?events=change`);
+    service.hub.publishSnapshot('{"n":1}');
+    service.hub.publishEvent('change', '{"c":1}');
+    await all.waitForEvents(3);
+    await changes.waitForEvents(1);
+    await sleep(50);
+    assert.deepEqual(received(changes), ['retry', 'change:{"c":1}']);
+    const bad = await request(`${service.url}/events?events=a%20b`);
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /events must be comma-separated names/);
+    for (const c of [all, changes]) c.close();
+  } finally {
+    await service.close();
   }
 });
