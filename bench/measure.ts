@@ -94,7 +94,7 @@ export function openFilesLimit(): number {
 }
 
 /** The machine a report was measured on, for its header and its JSON. */
-export function machine(server: { nodeVersion: string }): Record<string, unknown> {
+export function machine(server: { nodeVersion: string; nodePath: string }): Record<string, unknown> {
   const cpus = os.cpus();
   return {
     cpu: cpus[0]?.model ?? 'unknown',
@@ -103,6 +103,7 @@ export function machine(server: { nodeVersion: string }): Record<string, unknown
     os: `${os.type()} ${os.release()}`,
     node: process.version,
     serverNode: server.nodeVersion,
+    serverNodePath: server.nodePath,
     clkTck: clockTicksPerSecond(),
     somaxconn: ((): string => {
       try {

@@ -12,6 +12,8 @@ export interface Settings {
   seconds: number;
   afterS: number;
   repeat?: number;
+  /** How status-stream was started, e.g. `node --max-semi-space-size=2 server.ts` (absent in older reports). */
+  statusStreamCommand?: string;
 }
 
 /** What a report's JSON holds (and `--table FILE` reads back). */
@@ -204,7 +206,9 @@ export function render(report: Report): string {
   return (
     `${s.clients} streams, one event per ${s.intervalMs} ms, ${s.seconds} s steady window; ` +
     `${String(m.cores)} x ${String(m.cpu)}, ${String(m.memGiB)} GiB, ${String(m.os)}, ` +
-    `servers on Node ${String(m.serverNode)}; load generator on the same machine` +
+    `servers on Node ${String(m.serverNode)}${m.serverNodePath === undefined ? '' : ` (${String(m.serverNodePath)})`}` +
+    `${s.statusStreamCommand === undefined ? '' : `, status-stream as \`${s.statusStreamCommand}\``}` +
+    '; load generator on the same machine' +
     `${(s.repeat ?? 1) > 1 ? `; medians of ${s.repeat} runs each` : ''}\n\n` +
     `${table(report.results, rowsFor(s))}\n\n` +
     `/ naive, / floor = status-stream's figure divided by that server's\n${perRun(report.runs)}`

@@ -259,6 +259,9 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
     seconds: o.seconds,
     afterS: o.afterMaxMs / 1000,
     repeat: o.repeat,
+    statusStreamCommand: servers.some((s) => s.name === 'status-stream')
+      ? ['node', ...nodeArgs, ...o.loaderArgs, o.serverScript].join(' ')
+      : undefined,
   };
   return {
     startedAt: startedAt.toISOString(),
@@ -274,7 +277,7 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
       serverDir: o.serverDir,
       serverScript: o.serverScript,
     },
-    machine: machine({ nodeVersion: o.serverNodeVersion }),
+    machine: machine({ nodeVersion: o.serverNodeVersion, nodePath: o.serverNode }),
     results,
     ratios: ratiosFor(results, rowsFor(settings)),
     runs,
