@@ -1,102 +1,102 @@
-// `npm run bench` end to end at a small scale: the three servers, the load generator and
-// the report, so that the benchmark cannot rot between the runs that fill the README.
-// It checks that every figure is measured and that each server is what its file says
-// (one round per interval for status-stream and the floor, one per client for naive),
-// never how fast anything is: timing belongs to the benchmark itself.
+// `npm run bench`'s command line (bench/run.ts): flags, the servers it measures and how
+// it runs them, and the one-line errors. The whole bench end to end is bench/smoke.ts.
 // Run: node --import tsx --test bench/run.test.ts
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, withDeadline } from '../tests/helpers.ts';
+import { ROOT } from '../tests/helpers.ts';
+import { parseOptions, serverSpecs, startNodeArgs, stripsTypes } from './run.ts';
 
-const CLIENTS = 40;
-const INTERVAL_MS = 200;
-const SECONDS = 1;
-
-interface Result {
-  name: string;
-  withFirstEvent: number;
-  delivered: number;
-  expected: number;
-  lost: number;
-  checkRoundsInWindow: number | null;
-  cpuUsPerEvent: number;
-  memPerStreamKiB: number;
-  latencyP99Ms: number;
-  releaseMs: number;
-  listenOverflows: number;
-  fdsBefore: number;
-  fdsAfter: number;
+/** `npm run bench -- ...args` as a child, bounded. */
+function bench(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-function runBench(args: string[], deadlineMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return withDeadline(
-    new Promise((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
-      child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-      // SIGINT: run.ts then kills every server and load generator it started, by PID.
-      const timer = setTimeout(() => child.kill('SIGINT'), deadlineMs - 2000);
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    }),
-    deadlineMs,
-    'bench run',
+test('the defaults are 10,000 streams, one event a second, a 20 s window, a 30 s watch after, on this Node', () => {
+  const o = parseOptions([]);
+  assert.deepEqual(
+    [o.clients, o.intervalMs, o.seconds, o.afterMaxMs, o.repeat, o.concurrency],
+    [10_000, 1000, 20, 30_000, 1, 2000],
   );
-}
+  assert.equal(o.serverNode, process.execPath);
+  assert.equal(o.serverNodeVersion, process.version);
+  assert.deepEqual(o.loaderArgs, stripsTypes(process.version) ? [] : ['--import', 'tsx']);
+  assert.equal(o.heartbeatMs, undefined);
+});
 
-test('npm run bench measures status-stream, the naive baseline and the floor in one run, twice, and reports medians', { timeout: 150_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-test-'));
+test('status-stream runs with the node flags of npm start, then --node-arg, and its own environment', () => {
+  const o = parseOptions(['--clients', '50', '--node-arg=--max-old-space-size=64', '--server-env', 'RETRY_MS=5000']);
+  const [ours, naive, floor] = serverSpecs(o);
+  assert.deepEqual([ours?.name, naive?.name, floor?.name], ['status-stream', 'naive', 'floor']);
+  assert.deepEqual(ours?.nodeArgs, [...startNodeArgs(ROOT), '--max-old-space-size=64']);
+  assert.equal(ours?.env.MAX_CLIENTS, '1050');
+  assert.equal(ours?.env.RETRY_MS, '5000');
+  assert.equal(naive?.rounds, 'per-client');
+  assert.deepEqual(floor?.nodeArgs, []);
+});
+
+test("npm start's node flags are read from package.json, without tsx's --import and the script", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-start-'));
   try {
-    const out = join(dir, 'run.json');
-    const args = ['--clients', String(CLIENTS), '--interval', String(INTERVAL_MS), '--seconds', String(SECONDS), '--after', '0', '--concurrency', String(CLIENTS), '--repeat', '2', '--out', out];
-    const { code, stdout, stderr } = await runBench(args, 140_000);
-    assert.equal(code, 0, `bench failed:\n${stderr}`);
+    const write = (start: string): void =>
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ scripts: { start } }));
+    write('node --max-semi-space-size=2 --import tsx server.ts --flag');
+    assert.deepEqual(startNodeArgs(dir), ['--max-semi-space-size=2']);
+    write('node --import=tsx --expose-gc server.ts');
+    assert.deepEqual(startNodeArgs(dir), ['--expose-gc']);
+    write('tsx server.ts');
+    assert.deepEqual(startNodeArgs(dir), []);
+    assert.deepEqual(startNodeArgs(join(dir, 'missing')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
-    const report = JSON.parse(readFileSync(out, 'utf8')) as { results: Result[]; runs: Result[]; ratios: Record<string, Record<string, number | null>> };
-    assert.deepEqual(report.results.map((r) => r.name), ['status-stream', 'naive', 'floor']);
-    // The servers take turns, and each figure of the result is the median of a server's runs.
-    assert.deepEqual(report.runs.map((r) => r.name), ['status-stream', 'naive', 'floor', 'status-stream', 'naive', 'floor']);
-    for (const r of report.results) {
-      const [a, b] = report.runs.filter((run) => run.name === r.name).map((run) => run.latencyP99Ms) as [number, number];
-      assert.equal(r.latencyP99Ms, Math.round(((a + b) / 2) * 1000) / 1000, `${r.name}: median p99 of ${a} and ${b}`);
-    }
-    assert.match(stdout, /^latency p99 \(ms\) by run: status-stream [\d.]+, [\d.]+; naive [\d.]+, [\d.]+; floor [\d.]+, [\d.]+$/m);
-    const windowRounds = (SECONDS * 1000) / INTERVAL_MS;
-    for (const r of report.runs) {
-      assert.equal(r.withFirstEvent, CLIENTS, `${r.name}: every stream got a first event`);
-      assert.equal(r.lost, 0, `${r.name}: no event lost`);
-      assert.ok(r.delivered > 0 && r.expected === CLIENTS * windowRounds, `${r.name}: delivered ${r.delivered} of ${r.expected}`);
-      for (const key of ['cpuUsPerEvent', 'memPerStreamKiB', 'latencyP99Ms', 'releaseMs'] as const) {
-        assert.ok(Number.isFinite(r[key]) && r[key] >= 0, `${r.name}: ${key} is measured (${r[key]})`);
-      }
-      assert.equal(r.listenOverflows, 0, `${r.name}: no listen queue overflow at ${CLIENTS} connections`);
-      assert.equal(r.fdsAfter, r.fdsBefore, `${r.name}: every socket released`);
-    }
-    const [ours, naive, floor] = report.results as [Result, Result, Result];
-    // One shared round per interval, whatever the number of streams, delivered to all of them.
-    for (const shared of [ours, floor]) {
-      assert.equal(shared.delivered, shared.expected, `${shared.name}: every event delivered`);
-      assert.ok(Math.abs((shared.checkRoundsInWindow ?? -1) - windowRounds) <= 1, `${shared.name}: ${shared.checkRoundsInWindow} rounds in the window`);
-    }
+test('Node strips types itself from 22.18 and 23.6 on; older ones load tsx', () => {
+  assert.deepEqual(
+    ['v20.20.2', 'v22.17.0', 'v22.18.0', 'v23.5.0', 'v23.6.0', 'v24.0.0'].map(stripsTypes),
+    [false, false, true, false, true, true],
+  );
+});
 
-    assert.ok(naive.delivered > 0);
-    // Ratios to both baselines, in the JSON and as columns of the table.
-    const label = 'latency p99 (ms)';
-    assert.equal(report.ratios.naive?.[label], Math.round((ours.latencyP99Ms / naive.latencyP99Ms) * 10000) / 10000);
-    assert.equal(report.ratios.floor?.[label], Math.round((ours.latencyP99Ms / floor.latencyP99Ms) * 10000) / 10000);
-    const header = stdout.split('\n').find((line) => line.startsWith('| metric'));
-    const columns = (header ?? '').split('|').map((cell) => cell.trim()).filter((cell) => cell !== '');
-    assert.deepEqual(columns, ['metric', 'status-stream', 'naive', 'floor', '/ naive', '/ floor', 'target', 'met']);
-    assert.match(stdout, /^\| latency p99 \(ms\) +\|/m);
+test('a bad flag value is one line on stderr and exit code 2, before anything starts', () => {
+  for (const [args, message] of [
+    [['--clients', '0'], /--clients must be an integer 1-50000, got "0"/],
+    [['--node', '/nonexistent/node'], /--node \/nonexistent\/node cannot be run: .*ENOENT/],
+    [['--node', '/bin/true'], /--node \/bin\/true is not a Node binary/],
+    [['--server-env', 'NOVALUE'], /--server-env must be NAME=VALUE, got "NOVALUE"/],
+    [['--only', 'nginx'], /--only must be one of status-stream, naive, floor, got "nginx"/],
+  ] as const) {
+    const r = bench([...args]);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
+test('--help prints the usage at the top of bench/run.ts; --table prints a saved run again', () => {
+  const help = bench(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /^\/\/ bench\/run\.ts: `npm run bench`/);
+  assert.match(help.stdout, /--node PATH/);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-table-'));
+  try {
+    const file = join(dir, 'run.json');
+    const settings = { clients: 10, intervalMs: 1000, seconds: 5 };
+    writeFileSync(file, JSON.stringify({ settings, machine: { serverNode: 'v0.0.1' }, results: [] }));
+    const saved = bench(['--table', file]);
+    assert.equal(saved.status, 0, saved.stderr);
+    assert.match(saved.stdout, /^10 streams, one event per 1000 ms, 5 s steady window; .*servers on Node v0\.0\.1/);
+    assert.match(saved.stdout, /^\| RSS near before again after \(s\) +\| +\|$/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

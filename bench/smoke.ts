@@ -1,0 +1,140 @@
+// bench/smoke.ts: `npm run bench` end to end at a small scale: the three servers, the load
+// generator and the report, so that the benchmark cannot rot between the runs that fill
+// bench/README.md. CI runs it after `npm test` (it takes about a minute, so it is not part
+// of the unit suites; bench/*.test.ts test the bench's modules one by one).
+// It checks that every figure is measured and that each server is what its file says
+// (one round per interval for status-stream and the floor, one per client for naive),
+// never how fast anything is: timing belongs to the benchmark itself.
+// Run: node --import tsx bench/smoke.ts (exit code 0: passed)
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, withDeadline } from '../tests/helpers.ts';
+
+const CLIENTS = 40;
+const INTERVAL_MS = 200;
+const SECONDS = 1;
+
+interface Result {
+  name: string;
+  withFirstEvent: number;
+  delivered: number;
+  expected: number;
+  lost: number;
+  checkRoundsInWindow: number | null;
+  cpuUsPerEvent: number;
+  memPerStreamKiB: number;
+  latencyP99Ms: number;
+  releaseMs: number;
+  listenOverflows: number;
+  fdsBefore: number;
+  fdsAfter: number;
+}
+
+type Outcome = { code: number | null; stdout: string; stderr: string };
+
+function runBench(args: string[], deadlineMs: number): Promise<Outcome> {
+  return withDeadline(
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+      child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+      // SIGINT: run.ts then kills every server and load generator it started, by PID.
+      const timer = setTimeout(() => child.kill('SIGINT'), deadlineMs - 2000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stdout, stderr });
+      });
+    }),
+    deadlineMs,
+    'bench run',
+  );
+}
+
+const TITLE =
+  'npm run bench measures status-stream, the naive baseline and the floor in one run, twice, and reports medians';
+/** A loaded 2-core machine took 100 s; the bench stops its children by PID when interrupted at the deadline. */
+const DEADLINE_MS = 240_000;
+
+test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-test-'));
+  try {
+    const out = join(dir, 'run.json');
+    const args = [
+      ...['--clients', String(CLIENTS), '--interval', String(INTERVAL_MS), '--seconds', String(SECONDS)],
+      ...['--after', '0', '--concurrency', String(CLIENTS), '--repeat', '2', '--out', out],
+    ];
+    const { code, stdout, stderr } = await runBench(args, DEADLINE_MS);
+    assert.equal(code, 0, `bench failed:\n${stderr}`);
+
+    const report = JSON.parse(readFileSync(out, 'utf8')) as {
+      results: Result[];
+      runs: Result[];
+      ratios: Record<string, Record<string, number | null>>;
+    };
+    assert.deepEqual(report.results.map((r) => r.name), ['status-stream', 'naive', 'floor']);
+    // The servers take turns, and each figure of the result is the median of a server's runs.
+    const names = ['status-stream', 'naive', 'floor'];
+    assert.deepEqual(
+      report.runs.map((r) => r.name),
+      [...names, ...names],
+    );
+    for (const r of report.results) {
+      const runs = report.runs.filter((run) => run.name === r.name);
+      const [a, b] = runs.map((run) => run.latencyP99Ms) as [number, number];
+      assert.equal(r.latencyP99Ms, Math.round(((a + b) / 2) * 1000) / 1000, `${r.name}: median p99 of ${a} and ${b}`);
+    }
+    // The header names the Node that ran the servers, and how status-stream was started.
+    const node = `servers on Node ${process.version} (${process.execPath}), status-stream as \`node `;
+    assert.ok(stdout.includes(node), stdout.slice(0, 400));
+    const twoRuns = '[\\d.]+, [\\d.]+';
+    const servers = `status-stream ${twoRuns}; naive ${twoRuns}; floor ${twoRuns}`;
+    const byRun = new RegExp(`^latency p99 \\(ms\\) by run: ${servers}$`, 'm');
+    assert.match(stdout, byRun);
+    const windowRounds = (SECONDS * 1000) / INTERVAL_MS;
+    for (const r of report.runs) {
+      assert.equal(r.withFirstEvent, CLIENTS, `${r.name}: every stream got a first event`);
+      assert.equal(r.lost, 0, `${r.name}: no event lost`);
+      const delivered = `${r.name}: delivered ${r.delivered} of ${r.expected}`;
+      assert.ok(r.delivered > 0 && r.expected === CLIENTS * windowRounds, delivered);
+      for (const key of ['cpuUsPerEvent', 'latencyP99Ms', 'releaseMs'] as const) {
+        assert.ok(Number.isFinite(r[key]) && r[key] >= 0, `${r.name}: ${key} is measured (${r[key]})`);
+      }
+      // At 40 streams a garbage collection between two RSS readings outweighs the streams,
+      // so memory per stream may come out below zero; it must still be measured.
+      const memory = `${r.name}: memPerStreamKiB is measured (${r.memPerStreamKiB})`;
+      assert.ok(Number.isFinite(r.memPerStreamKiB), memory);
+      assert.equal(r.listenOverflows, 0, `${r.name}: no listen queue overflow at ${CLIENTS} connections`);
+      assert.equal(r.fdsAfter, r.fdsBefore, `${r.name}: every socket released`);
+    }
+    const [ours, naive, floor] = report.results as [Result, Result, Result];
+    // One shared round per interval, whatever the number of streams, delivered to all of them.
+    for (const shared of [ours, floor]) {
+      assert.equal(shared.delivered, shared.expected, `${shared.name}: every event delivered`);
+      const rounds = shared.checkRoundsInWindow ?? -1;
+      assert.ok(Math.abs(rounds - windowRounds) <= 1, `${shared.name}: ${rounds} rounds in the window`);
+    }
+
+    assert.ok(naive.delivered > 0);
+    // Ratios to both baselines, in the JSON and as columns of the table.
+    const label = 'latency p99 (ms)';
+    const ratio = (other: Result): number => Math.round((ours.latencyP99Ms / other.latencyP99Ms) * 10000) / 10000;
+    assert.equal(report.ratios.naive?.[label], ratio(naive));
+    assert.equal(report.ratios.floor?.[label], ratio(floor));
+    const header = stdout.split('\n').find((line) => line.startsWith('| metric'));
+    const columns = (header ?? '').split('|').map((cell) => cell.trim()).filter((cell) => cell !== '');
+    assert.deepEqual(columns, ['metric', 'status-stream', 'naive', 'floor', '/ naive', '/ floor', 'target', 'met']);
+    assert.match(stdout, /^\| latency p99 \(ms\) +\|/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
