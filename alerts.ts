@@ -224,7 +224,6 @@ export function slackText(t: Transition, c: AlertContext): string {
   else if (t.reason) line += `: ${t.reason}`;
   const who = c.title === c.hostname ? `status-stream on ${c.hostname}` : `${c.title} on ${c.hostname}`;
   line = `${line} (${who})`
-    // eslint-disable-next-line no-control-regex
     .replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ')
     .replace(/[&<>]/g, (ch) => (ch === '&' ? '&amp;' : ch === '<' ? '&lt;' : '&gt;'))
     .replace(/@(channel|here|all|everyone)\b/gi, '@\u200b$1');

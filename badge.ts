@@ -63,7 +63,6 @@ export function formatUptime(percent: number | null): string {
 export function badgeText(text: string): string {
   const cleaned = text
     .replace(/[\t\n\r]/g, ' ')
-    // eslint-disable-next-line no-control-regex
     .replace(/[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffe\uffff]/g, '')
     .replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '')
     .trim();

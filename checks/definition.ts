@@ -17,7 +17,6 @@ const MIN_INTERVAL_MS = 100;
 const MAX_RUNS_TO_CHANGE = 1000;
 const NAME_ACCEPTED = 'a non-empty name without control characters or commas';
 // Names become metric label values, table rows and CHECKS entries (comma-separated).
-// eslint-disable-next-line no-control-regex
 const BAD_NAME_CHARACTER = /[\x00-\x1f\x7f-\x9f,]/;
 
 // ---------------------------------------------------------------- CHECKS
