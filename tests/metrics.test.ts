@@ -1,4 +1,4 @@
-// /metrics (SPEC §8): Prometheus text format 0.0.4, every family with # HELP and # TYPE,
+// /metrics (docs/operations.md): Prometheus text format 0.0.4, every family with # HELP and # TYPE,
 // label values escaped, and counters that move with what happens.
 
 import assert from 'node:assert/strict';

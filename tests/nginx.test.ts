@@ -321,7 +321,7 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
 
         const exitCode = a.stop('SIGTERM');
         // The reconnect waits for `retry`, which is RETRY_MS plus a jitter of up to RETRY_MS
-        // (SPEC 4), then Nginx finds A gone and passes the request on to B.
+        // (docs/protocol.md), then Nginx finds A gone and passes the request on to B.
         const deadlineMs = 2 * RETRY_MS + 2000;
         await Promise.all(onA.map(async (log, n) => {
           await waitFor(() => log.some((s) => s.kind === 'done'), 5000, `done on client ${n} of A`);

@@ -1,4 +1,4 @@
-// Robustness (SPEC §7): slow readers are dropped and counted, MAX_CLIENTS is enforced,
+// Robustness (docs/operations.md): slow readers are dropped and counted, MAX_CLIENTS is enforced,
 // bad input gets a clear answer and changes nothing, a handler error is a 500 that
 // leaves the process up, and a taken port is one clear line and exit 1.
 

@@ -1,4 +1,4 @@
-// AUTH_TOKEN and CORS_ORIGIN (SPEC §2, §3): the token guards /events, /status and
+// AUTH_TOKEN and CORS_ORIGIN: the token guards /events, /status and
 // /metrics, as a Bearer header or ?token=, compared in constant time and never logged;
 // CORS headers name only allowed origins, and preflight allows Last-Event-ID.
 

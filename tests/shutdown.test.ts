@@ -1,4 +1,4 @@
-// Graceful shutdown (SPEC §7): on SIGTERM or SIGINT every stream gets a jittered retry
+// Graceful shutdown (docs/protocol.md): on SIGTERM or SIGINT every stream gets a jittered retry
 // and `event: done` and ends, the process exits 0 as soon as every socket is closed,
 // at the latest after SHUTDOWN_GRACE_MS; a second signal exits 1 at once; and all of
 // this holds when node is PID 1, as in a container.

@@ -1,4 +1,4 @@
-// GET /events: the wire format of SPEC §4 as real clients see it: headers, first frames,
+// GET /events: the wire format (docs/protocol.md) as real clients see it: headers, first frames,
 // ids, one write per frame, heartbeats, and the `eventsource` npm client.
 
 import assert from 'node:assert/strict';
