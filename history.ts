@@ -225,38 +225,33 @@ class Ring {
     }
   }
 
-  /** Adds the buckets of indices first..last that the ring holds to `tally`. */
-  tally(first: number, last: number, tally: Tally): void {
+  /** Adds the runs of the held buckets with indices first..last to `tally`. */
+  private sum(first: number, last: number, tally: Tally): void {
     const from = Math.max(first, this.head - this.size + 1, 0);
     const to = Math.min(last, this.head);
+    let runs = 0;
+    let ok = 0;
     for (let index = from; index <= to; index++) {
       const slot = index % this.size;
-      const down = this.down[slot];
-      const ok = this.up[slot] + this.degraded[slot];
-      tally.runs += ok + down;
-      tally.ok += ok;
+      const good = this.up[slot] + this.degraded[slot];
+      ok += good;
+      runs += good + this.down[slot];
     }
+    tally.runs += runs;
+    tally.ok += ok;
   }
 
-  /** Uptime percentages for windows of `spans` buckets ending with bucket `current`. */
+  /** Uptime percentages for windows of `spans` buckets (ascending) ending with bucket `current`. */
   uptime(current: number, out: (number | null)[]): void {
     if (this.cacheAt !== current) {
-      this.cacheRuns.fill(0);
-      this.cacheOk.fill(0);
-      const longest = Math.max(...this.spans);
-      const from = Math.max(current - longest + 1, this.head - this.size + 1, 0);
-      const to = Math.min(current - 1, this.head);
-      for (let index = from; index <= to; index++) {
-        const slot = index % this.size;
-        const ok = this.up[slot] + this.degraded[slot];
-        const runs = ok + this.down[slot];
-        if (runs === 0) continue;
-        for (let i = 0; i < this.spans.length; i++) {
-          if (current - index < this.spans[i]) {
-            this.cacheRuns[i] += runs;
-            this.cacheOk[i] += ok;
-          }
-        }
+      // Each window is the one before it plus older buckets; the current bucket is read live below.
+      const tally = { runs: 0, ok: 0 };
+      let newest = current - 1;
+      for (let i = 0; i < this.spans.length; i++) {
+        this.sum(current - this.spans[i] + 1, newest, tally);
+        this.cacheRuns[i] = tally.runs;
+        this.cacheOk[i] = tally.ok;
+        newest = current - this.spans[i];
       }
       this.cacheAt = current;
     }
@@ -272,6 +267,29 @@ class Ring {
     }
   }
 
+  /** Adds the held buckets among indices first..first+n-1 to `slices`: the k-th to slice floor(k * count / n). */
+  accumulate(first: number, n: number, slices: Slices): void {
+    const count = slices.up.length;
+    const kFrom = Math.max(0, this.head - this.size + 1 - first, -first);
+    const kTo = Math.min(n - 1, this.head - first);
+    for (let k = kFrom; k <= kTo; k++) {
+      const slot = (first + k) % this.size;
+      const s = Math.floor((k * count) / n);
+      const good = this.up[slot] + this.degraded[slot];
+      slices.up[s] += this.up[slot];
+      slices.degraded[s] += this.degraded[slot];
+      slices.down[s] += this.down[slot];
+      slices.ok += good;
+      slices.runs += good + this.down[slot];
+      if (this.count[slot] > 0) {
+        if (this.minTenths[slot] < slices.minTenths[s]) slices.minTenths[s] = this.minTenths[slot];
+        if (this.maxTenths[slot] > slices.maxTenths[s]) slices.maxTenths[s] = this.maxTenths[slot];
+        slices.sumTenths[s] += this.sumTenths[slot];
+        slices.count[s] += this.count[slot];
+      }
+    }
+  }
+
   /** The JSON object of the state file: `end` (head) and one array per column, oldest bucket first. */
   toJSON(): string {
     const first = (this.head + 1) % this.size;
@@ -279,16 +297,10 @@ class Ring {
       if (first === 0) return `[${column.join(',')}]`;
       return `[${column.subarray(first).join(',')},${column.subarray(0, first).join(',')}]`;
     };
-    // The file holds ms (812.3), which reads better than tenths and parses back exactly.
-    const ms = (tenths: Uint32Array | Float64Array): Float64Array => {
-      const out = new Float64Array(this.size);
-      for (let i = 0; i < this.size; i++) out[i] = tenths[i] / 10;
-      return out;
-    };
     return (
       `{"end":${this.head},"up":${order(this.up)},"degraded":${order(this.degraded)},"down":${order(this.down)},` +
-      `"min":${order(ms(this.minTenths))},"max":${order(ms(this.maxTenths))},"sum":${order(ms(this.sumTenths))},` +
-      `"count":${order(this.count)}}`
+      `"count":${order(this.count)},"minTenths":${order(this.minTenths)},"maxTenths":${order(this.maxTenths)},` +
+      `"sumTenths":${order(this.sumTenths)}}`
     );
   }
 
@@ -302,27 +314,26 @@ class Ring {
     this.head = end as number;
     const first = (this.head + 1) % this.size;
     const columns = [
-      ['up', this.up, true],
-      ['degraded', this.degraded, true],
-      ['down', this.down, true],
-      ['min', this.minTenths, false],
-      ['max', this.maxTenths, false],
-      ['sum', this.sumTenths, false],
-      ['count', this.count, true],
+      ['up', this.up],
+      ['degraded', this.degraded],
+      ['down', this.down],
+      ['count', this.count],
+      ['minTenths', this.minTenths],
+      ['maxTenths', this.maxTenths],
+      ['sumTenths', this.sumTenths],
     ] as const;
-    for (const [name, column, integer] of columns) {
+    for (const [name, column] of columns) {
       const items = o[name];
       if (!Array.isArray(items) || items.length !== this.size) {
-        fail(`${where}.${name} must be an array of ${this.size} numbers, got ${describe(items)}`);
+        fail(`${where}.${name} must be an array of ${this.size} integers, got ${describe(items)}`);
       }
+      const limit = column instanceof Uint32Array ? 0xffffffff : Number.MAX_SAFE_INTEGER;
       for (let k = 0; k < this.size; k++) {
-        const v = items[k] as unknown;
-        const stored = typeof v !== 'number' ? NaN : integer ? v : Math.round(v * 10);
-        const limit = column instanceof Uint32Array ? 0xffffffff : Number.MAX_SAFE_INTEGER;
-        if (!(Number.isInteger(stored) && stored >= 0 && stored <= limit)) {
-          fail(`${where}.${name}[${k}] must be a ${integer ? 'count' : 'latency in ms'} >= 0, got ${show(v)}`);
+        const v = items[k] as number;
+        if (!(Number.isInteger(v) && v >= 0 && v <= limit)) {
+          fail(`${where}.${name}[${k}] must be an integer 0-${limit}, got ${show(v)}`);
         }
-        column[(first + k) % this.size] = stored;
+        column[(first + k) % this.size] = v;
       }
     }
     for (let slot = 0; slot < this.size; slot++) {
@@ -330,6 +341,37 @@ class Ring {
         fail(`${where}.count has more latencies than runs in a bucket`);
       }
     }
+  }
+}
+
+/** One check's slices of a /history range, summed from its buckets. */
+class Slices {
+  readonly up: Float64Array;
+  readonly degraded: Float64Array;
+  readonly down: Float64Array;
+  readonly minTenths: Float64Array;
+  readonly maxTenths: Float64Array;
+  readonly sumTenths: Float64Array;
+  readonly count: Float64Array;
+  runs = 0;
+  ok = 0;
+
+  constructor(count: number) {
+    this.up = new Float64Array(count);
+    this.degraded = new Float64Array(count);
+    this.down = new Float64Array(count);
+    this.minTenths = new Float64Array(count);
+    this.maxTenths = new Float64Array(count);
+    this.sumTenths = new Float64Array(count);
+    this.count = new Float64Array(count);
+  }
+
+  reset(): void {
+    for (const column of [this.up, this.degraded, this.down, this.sumTenths, this.count]) column.fill(0);
+    this.minTenths.fill(Infinity);
+    this.maxTenths.fill(-Infinity);
+    this.runs = 0;
+    this.ok = 0;
   }
 }
 
@@ -382,6 +424,19 @@ class CheckHistory {
       `"recent":[${recent.join(',')}]}`
     );
   }
+}
+
+interface Plan {
+  /** Minute buckets (1h, 24h) or hour buckets. */
+  readonly minutes: boolean;
+  /** Index of the range's first bucket, and how many buckets the range has. */
+  readonly first: number;
+  readonly n: number;
+  readonly from: string;
+  readonly to: string;
+  readonly starts: readonly string[];
+  readonly transitions: readonly Transition[];
+  readonly slices: Slices;
 }
 
 interface StoredTransition {
@@ -483,78 +538,79 @@ export class History {
   }
 
   /**
-   * GET /history's body. The range ends with the end of the bucket that holds `nowMs` (minute
-   * buckets for 1h and 24h, hour buckets for 7d, 30d and 90d), so slices line up with whole buckets.
-   * Each bucket counts once, in the slice its start falls in: a slice shorter than a bucket that
-   * holds no bucket's start is empty. Transitions are those in [from, to).
+   * GET /history's body as objects (see queryJson() for the same body as text, cheaper to send).
+   * The range ends with the end of the bucket that holds `nowMs` (minute buckets for 1h and 24h, hour
+   * buckets for 7d, 30d and 90d), so slices line up with whole buckets. Each bucket counts once, in the
+   * slice its start falls in: a slice shorter than a bucket that holds no bucket's start is empty.
+   * Transitions are those in [from, to) of the checks asked, and the overall ones unless `overall` is false.
    */
   query(q: HistoryQuery, nowMs: number): HistoryAnswer {
+    const plan = this.#plan(q, nowMs);
+    const checks = q.checks.map((name) => this.#answer(plan, name));
+    return { range: q.range, buckets: q.buckets, from: plan.from, to: plan.to, checks, transitions: plan.transitions };
+  }
+
+  /**
+   * GET /history's body as JSON text in pieces: a head, one piece per check, and the transitions, each
+   * built when asked for. A route that writes each piece and waits for 'drain' when write() says so
+   * never holds the event loop for more than one check's slices, however many checks there are.
+   * The text parses to exactly what query() answers.
+   */
+  *queryJson(q: HistoryQuery, nowMs: number): Generator<string> {
+    const plan = this.#plan(q, nowMs);
+    yield `{"range":"${q.range}","buckets":${q.buckets},"from":"${plan.from}","to":"${plan.to}","checks":[`;
+    let comma = '';
+    for (const name of q.checks) {
+      // JSON.stringify of a check's objects measured faster than building its text by hand.
+      yield comma + JSON.stringify(this.#answer(plan, name));
+      comma = ',';
+    }
+    yield `],"transitions":${JSON.stringify(plan.transitions)}}`;
+  }
+
+  /** One check's part of the answer. */
+  #answer(plan: Plan, name: string): CheckHistoryAnswer {
+    const slices = plan.slices;
+    slices.reset();
+    const history = this.#checks.get(name);
+    if (history !== undefined) (plan.minutes ? history.minutes : history.hours).accumulate(plan.first, plan.n, slices);
+    const buckets: HistoryBucket[] = [];
+    for (let s = 0; s < plan.starts.length; s++) {
+      const count = slices.count[s];
+      buckets.push({
+        start: plan.starts[s],
+        up: slices.up[s],
+        degraded: slices.degraded[s],
+        down: slices.down[s],
+        latencyMs:
+          count === 0
+            ? { min: null, avg: null, max: null }
+            : {
+                min: slices.minTenths[s] / 10,
+                avg: Math.round(slices.sumTenths[s] / count) / 10,
+                max: slices.maxTenths[s] / 10,
+              },
+      });
+    }
+    return { name, uptime: percent(slices.ok, slices.runs), buckets };
+  }
+
+  /** What every check's answer shares: the slices' starts, the range's buckets, the transitions. */
+  #plan(q: HistoryQuery, nowMs: number): Plan {
     const rangeMs = RANGES[q.range];
     if (!Object.hasOwn(RANGES, q.range)) throw new RangeError(`history: unknown range ${show(q.range)}`);
-    const slices = q.buckets;
-    if (!Number.isInteger(slices) || slices < 1 || slices > MAX_QUERY_BUCKETS) {
-      throw new RangeError(`history: buckets must be an integer 1-${MAX_QUERY_BUCKETS}, got ${show(slices)}`);
+    const count = q.buckets;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_QUERY_BUCKETS) {
+      throw new RangeError(`history: buckets must be an integer 1-${MAX_QUERY_BUCKETS}, got ${show(count)}`);
     }
     const minutes = rangeMs <= DAY_MS;
     const resolutionMs = minutes ? MINUTE_MS : HOUR_MS;
     const n = rangeMs / resolutionMs;
     const current = Math.floor(nowMs / resolutionMs);
-    const first = current - n + 1;
     const toMs = (current + 1) * resolutionMs;
     const fromMs = toMs - rangeMs;
     const starts: string[] = [];
-    for (let i = 0; i < slices; i++) starts.push(new Date(fromMs + Math.ceil((i * rangeMs) / slices)).toISOString());
-
-    const up = new Float64Array(slices);
-    const degraded = new Float64Array(slices);
-    const down = new Float64Array(slices);
-    const min = new Float64Array(slices);
-    const max = new Float64Array(slices);
-    const sum = new Float64Array(slices);
-    const count = new Float64Array(slices);
-    const checks: CheckHistoryAnswer[] = [];
-    for (const name of q.checks) {
-      up.fill(0);
-      degraded.fill(0);
-      down.fill(0);
-      sum.fill(0);
-      count.fill(0);
-      min.fill(Infinity);
-      max.fill(-Infinity);
-      let runs = 0;
-      let ok = 0;
-      const history = this.#checks.get(name);
-      const ring = history === undefined ? null : minutes ? history.minutes : history.hours;
-      if (ring !== null) {
-        for (let k = 0; k < n; k++) {
-          const index = first + k;
-          if (!ring.holds(index)) continue;
-          const slot = index % ring.size;
-          const s = Math.floor((k * slices) / n);
-          up[s] += ring.up[slot];
-          degraded[s] += ring.degraded[slot];
-          down[s] += ring.down[slot];
-          ok += ring.up[slot] + ring.degraded[slot];
-          runs += ring.up[slot] + ring.degraded[slot] + ring.down[slot];
-          if (ring.count[slot] > 0) {
-            if (ring.minTenths[slot] < min[s]) min[s] = ring.minTenths[slot];
-            if (ring.maxTenths[slot] > max[s]) max[s] = ring.maxTenths[slot];
-            sum[s] += ring.sumTenths[slot];
-            count[s] += ring.count[slot];
-          }
-        }
-      }
-      const buckets: HistoryBucket[] = [];
-      for (let s = 0; s < slices; s++) {
-        const latencyMs: LatencySummary =
-          count[s] === 0
-            ? { min: null, avg: null, max: null }
-            : { min: min[s] / 10, avg: Math.round(sum[s] / count[s]) / 10, max: max[s] / 10 };
-        buckets.push({ start: starts[s], up: up[s], degraded: degraded[s], down: down[s], latencyMs });
-      }
-      checks.push({ name, uptime: percent(ok, runs), buckets });
-    }
-
+    for (let i = 0; i < count; i++) starts.push(new Date(fromMs + Math.ceil((i * rangeMs) / count)).toISOString());
     const wanted = new Set(q.checks);
     const overall = q.overall ?? true;
     const transitions: Transition[] = [];
@@ -564,12 +620,14 @@ export class History {
       if (t.check === null ? overall : wanted.has(t.check)) transitions.push(t);
     }
     return {
-      range: q.range,
-      buckets: slices,
+      minutes,
+      first: current - n + 1,
+      n,
       from: new Date(fromMs).toISOString(),
       to: new Date(toMs).toISOString(),
-      checks,
+      starts,
       transitions,
+      slices: new Slices(count),
     };
   }
 

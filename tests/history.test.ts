@@ -370,6 +370,27 @@ test('round trip: the JSON pieces read back by fromJSON give the same pieces and
   assert.equal(text(History.fromJSON(JSON.parse(text(new History())))), text(new History()));
 });
 
+test('queryJson() is the text of what query() answers, for every range', () => {
+  const history = new History();
+  const now = T0 + 91 * DAY + 17 * MINUTE;
+  for (let t = now - 91 * DAY; t <= now; t += 13 * MINUTE + 7_000) {
+    const state: CheckState = t % 5 === 0 ? 'down' : t % 3 === 0 ? 'degraded' : 'up';
+    history.record('api', state, state === 'down' ? null : (t % 99_991) / 100, t);
+    history.record('db "main"\u2028', 'up', t % 2 === 0 ? null : 0.1, t);
+  }
+  history.addTransition(transition(now - 2 * HOUR, 'api', 'down'));
+  history.addTransition(transition(now - 3 * DAY, null, 'degraded'));
+  for (const range of Object.keys(RANGES) as RangeName[]) {
+    for (const buckets of [1, 7, 90, 500]) {
+      const q = { range, buckets, checks: ['api', 'db "main"\u2028', 'never-ran'], overall: buckets !== 7 };
+      const pieces = [...history.queryJson(q, now)];
+      assert.equal(pieces.length, 5, 'a head, a piece per check, the transitions');
+      assert.deepEqual(JSON.parse(pieces.join('')), history.query(q, now), `${range} ${buckets}`);
+    }
+  }
+  assert.throws(() => [...history.queryJson({ range: '1h', buckets: 0, checks: [] }, now)], RangeError);
+});
+
 test('a history saved an hour ago rolls its buckets forward when runs resume', () => {
   const history = new History();
   for (let m = 0; m < 1440; m++) history.record('api', 'down', 1, T0 + m * MINUTE);
@@ -409,176 +430,65 @@ test('fromJSON refuses a wrong version, wrong lengths and bad types, saying wher
   const history = new History();
   history.record('api', 'up', 5, T0);
   history.addTransition(transition(T0, 'api', 'down'));
-  // biome-ignore lint/suspicious/noExplicitAny: the cases spoil a parsed state file in ways no type allows
-  type Loose = any;
-  const good = (): Loose => JSON.parse(text(history));
-  // Each case spoils a good copy in place, or returns what to read instead.
-  const cases: Array<[string, (file: Loose) => unknown, RegExp]> = [
-    ['not an object', () => [], /^history must be an object, got an array of 0 items$/],
-    ['null', () => null, /^history must be an object, got null$/],
-    ['wrong version', (f) => ({ ...f, version: 2 }), /^history\.version must be 1, got 2$/],
-    ['no transitions', (f) => ({ ...f, transitions: {} }), /history\.transitions must be an array, got object/],
-    ['no checks', (f) => ({ ...f, checks: 'x' }), /history\.checks must be an array, got string/],
-    [
-      'a bad transition time',
-      (f) => {
-        f.transitions[0].time = 'soon';
-      },
-      /transitions\[0\]\.time must be ISO 8601/,
-    ],
-    [
-      'a bad transition check',
-      (f) => {
-        f.transitions[0].check = 3;
-      },
-      /transitions\[0\]\.check must be a string or null/,
-    ],
-    [
-      'a bad transition from',
-      (f) => {
-        f.transitions[0].from = 'sideways';
-      },
-      /transitions\[0\]\.from must be a state/,
-    ],
-    [
-      'a bad transition to',
-      (f) => {
-        f.transitions[0].to = null;
-      },
-      /transitions\[0\]\.to must be a state/,
-    ],
-    [
-      'a bad transition reason',
-      (f) => {
-        f.transitions[0].reason = 1;
-      },
-      /transitions\[0\]\.reason must be a string or null/,
-    ],
-    [
-      'a check not an object',
-      (f) => {
-        f.checks[0] = 'api';
-      },
-      /history\.checks\[0\] must be an object/,
-    ],
-    [
-      'a check without a name',
-      (f) => {
-        delete f.checks[0].name;
-      },
-      /checks\[0\]\.name must be a string/,
-    ],
-    [
-      'a check twice',
-      (f) => {
-        f.checks.push(f.checks[0]);
-      },
-      /checks\[1\]\.name "api" appears twice/,
-    ],
-    [
-      'no minutes',
-      (f) => {
-        delete f.checks[0].minutes;
-      },
-      /checks\[0\]\.minutes must be an object/,
-    ],
-    [
-      'a bad end',
-      (f) => {
-        f.checks[0].hours.end = 1.5;
-      },
-      /hours\.end must be an integer >= -1, got 1.5/,
-    ],
-    [
-      'a short column',
-      (f) => {
-        f.checks[0].minutes.up.pop();
-      },
-      /minutes\.up must be an array of 1440 numbers/,
-    ],
-    [
-      'a long column',
-      (f) => {
-        f.checks[0].hours.sum.push(0);
-      },
-      /hours\.sum must be an array of 2160 numbers/,
-    ],
-    [
-      'no column',
-      (f) => {
-        delete f.checks[0].hours.count;
-      },
-      /hours\.count must be an array of 2160 .*undefined/,
-    ],
+  const good = (): unknown => JSON.parse(text(history));
+  const check = (good() as { checks: unknown[] }).checks[0];
+  // [what, the path to the value spoiled (none: the whole file), its new value (undefined: removed), the error]
+  const cases: Array<[string, Array<string | number>, unknown, RegExp]> = [
+    ['not an object', [], [], /^history must be an object, got an array of 0 items$/],
+    ['null', [], null, /^history must be an object, got null$/],
+    ['wrong version', ['version'], 2, /^history\.version must be 1, got 2$/],
+    ['no transitions', ['transitions'], {}, /^history\.transitions must be an array, got object/],
+    ['no checks', ['checks'], 'x', /^history\.checks must be an array, got string/],
+    ['a bad transition time', ['transitions', 0, 'time'], 'soon', /transitions\[0\]\.time must be ISO 8601/],
+    ['a bad transition check', ['transitions', 0, 'check'], 3, /transitions\[0\]\.check must be a string or null/],
+    ['a bad transition from', ['transitions', 0, 'from'], 'sideways', /transitions\[0\]\.from must be a state/],
+    ['a bad transition to', ['transitions', 0, 'to'], null, /transitions\[0\]\.to must be a state/],
+    ['a bad transition reason', ['transitions', 0, 'reason'], 1, /transitions\[0\]\.reason must be a string or null/],
+    ['a check not an object', ['checks', 0], 'api', /^history\.checks\[0\] must be an object/],
+    ['a check without a name', ['checks', 0, 'name'], undefined, /checks\[0\]\.name must be a string/],
+    ['a check twice', ['checks', 1], check, /checks\[1\]\.name "api" appears twice/],
+    ['no minutes', ['checks', 0, 'minutes'], undefined, /checks\[0\]\.minutes must be an object/],
+    ['a bad end', ['checks', 0, 'hours', 'end'], 1.5, /hours\.end must be an integer >= -1, got 1.5/],
+    ['a short column', ['checks', 0, 'minutes', 'up'], Array(1439).fill(0), /minutes\.up must be an array of 1440 int/],
+    ['a long column', ['checks', 0, 'hours', 'sumTenths'], Array(2161).fill(0), /hours\.sumTenths must be an array/],
+    ['no column', ['checks', 0, 'hours', 'count'], undefined, /hours\.count must be an array of 2160 .*undefined/],
     [
       'a fractional count',
-      (f) => {
-        f.checks[0].minutes.down[3] = 0.5;
-      },
-      /down\[3\] must be a count >= 0, got 0.5/,
+      ['checks', 0, 'minutes', 'down', 3],
+      0.5,
+      /down\[3\] must be an integer 0-4294967295, got 0.5/,
     ],
-    [
-      'a negative count',
-      (f) => {
-        f.checks[0].minutes.degraded[3] = -1;
-      },
-      /minutes\.degraded\[3\] must be a count/,
-    ],
+    ['a negative count', ['checks', 0, 'minutes', 'degraded', 3], -1, /minutes\.degraded\[3\] must be an integer/],
     [
       'a string latency',
-      (f) => {
-        f.checks[0].minutes.min[3] = '1';
-      },
-      /minutes\.min\[3\] must be a latency in ms >= 0/,
+      ['checks', 0, 'minutes', 'minTenths', 3],
+      '1',
+      /minTenths\[3\] must be an integer 0-\d+, got "1"/,
     ],
     [
-      'more latencies than runs',
-      (f) => {
-        f.checks[0].minutes.count[1439] = 2;
-      },
-      /minutes\.count has more latencies/,
+      'a fractional sum',
+      ['checks', 0, 'hours', 'sumTenths', 9],
+      1.5,
+      /sumTenths\[9\] must be an integer 0-9007199254740991/,
     ],
-    [
-      'no recent list',
-      (f) => {
-        f.checks[0].recent = null;
-      },
-      /recent must be an array of at most 60 results/,
-    ],
-    [
-      'a long recent list',
-      (f) => {
-        f.checks[0].recent = Array(61).fill(f.checks[0].recent[0]);
-      },
-      /recent must be an array/,
-    ],
-    [
-      'a bad recent state',
-      (f) => {
-        f.checks[0].recent[0][1] = 'meh';
-      },
-      /recent\[0\] must be \[time ms, state/,
-    ],
-    [
-      'a bad recent latency',
-      (f) => {
-        f.checks[0].recent[0][2] = -5;
-      },
-      /recent\[0\] must be/,
-    ],
-    [
-      'a short recent entry',
-      (f) => {
-        f.checks[0].recent[0] = [T0, 'up'];
-      },
-      /recent\[0\] must be/,
-    ],
+    ['more latencies than runs', ['checks', 0, 'minutes', 'count', 1439], 2, /minutes\.count has more latencies/],
+    ['no recent list', ['checks', 0, 'recent'], null, /recent must be an array of at most 60 results/],
+    ['a long recent list', ['checks', 0, 'recent'], Array(61).fill([T0, 'up', 1]), /recent must be an array/],
+    ['a bad recent state', ['checks', 0, 'recent', 0, 1], 'meh', /recent\[0\] must be \[time ms, state/],
+    ['a bad recent latency', ['checks', 0, 'recent', 0, 2], -5, /recent\[0\] must be/],
+    ['a short recent entry', ['checks', 0, 'recent', 0], [T0, 'up'], /recent\[0\] must be/],
   ];
-  for (const [what, spoil, message] of cases) {
-    const file = good();
-    const spoiled = spoil(file);
+  for (const [what, path, value, message] of cases) {
+    let file = good();
+    if (path.length === 0) file = value;
+    else {
+      let parent = file as Record<string | number, unknown>;
+      for (const key of path.slice(0, -1)) parent = parent[key] as Record<string | number, unknown>;
+      if (value === undefined) delete parent[path[path.length - 1]];
+      else parent[path[path.length - 1]] = value;
+    }
     assert.throws(
-      () => History.fromJSON(spoiled === undefined ? file : spoiled),
+      () => History.fromJSON(file),
       (err: Error) => {
         assert.ok(err instanceof Error, what);
         assert.match(err.message, message, what);
@@ -587,7 +497,7 @@ test('fromJSON refuses a wrong version, wrong lengths and bad types, saying wher
     );
   }
   // What the checks accept: a good copy, and a recent latency of null.
-  const fine = good();
+  const fine = good() as { checks: Array<{ recent: unknown[][] }> };
   fine.checks[0].recent[0][2] = null;
   assert.deepEqual(History.fromJSON(fine).recent('api')[0].latencyMs, null);
 });
