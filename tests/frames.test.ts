@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatComment, formatFrame, SseError } from '../sse.ts';
+import { encodeChunk, formatComment, formatFrame, SseError } from '../sse.ts';
 
 test('formats an unnamed event with an id and one data line', () => {
   assert.equal(formatFrame({ id: 'abc-1', data: '{"a":1}' }), 'id: abc-1\ndata: {"a":1}\n\n');
@@ -47,4 +47,10 @@ test('refuses an empty frame', () => {
 test('formats a comment and refuses one with a line break', () => {
   assert.equal(formatComment('heartbeat'), ': heartbeat\n\n');
   assert.throws(() => formatComment('a\nb'), SseError);
+});
+
+test('encodes a frame as one HTTP/1.1 chunk: size in hex, CRLF, the bytes, CRLF', () => {
+  const frame = Buffer.from(formatFrame({ id: 'b-1', data: 'ünï' }));
+  assert.equal(encodeChunk(frame).toString(), `${frame.length.toString(16)}\r\nid: b-1\ndata: ünï\n\n\r\n`);
+  assert.equal(encodeChunk(Buffer.alloc(300, 'x')).subarray(0, 5).toString(), '12c\r\n');
 });
