@@ -1,6 +1,7 @@
-// AUTH_TOKEN and CORS_ORIGIN: the token guards /events, /status and
-// /metrics, as a Bearer header or ?token=, compared in constant time and never logged;
-// CORS headers name only allowed origins, and preflight allows Last-Event-ID.
+// AUTH_TOKEN and CORS_ORIGIN: the read token guards /events, /status, /history, /metrics
+// and badges, as a Bearer header, ?token= or the page's cookie, compared in constant time
+// and never logged; CORS headers name only allowed origins, and preflight allows
+// Last-Event-ID; each route answers 405 with its own Allow.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -140,5 +141,58 @@ test('the page carries a CSP that allows its own inline script and style by hash
     assert.equal(reply.headers['x-content-type-options'], 'nosniff');
   } finally {
     await page.close();
+  }
+});
+
+test('refuses /history and the badges without the token too', async () => {
+  for (const path of ['/history', '/badge.svg', '/badge/x.json']) assert.equal((await request(`${service.url}${path}`)).status, 401, path);
+  assert.equal((await request(`${service.url}/history?token=${TOKEN}`)).status, 200);
+});
+
+test('the page trades a valid ?token= for an HttpOnly, SameSite=Strict cookie that the read routes accept', async () => {
+  const page = await request(`${service.url}/?token=${encodeURIComponent(TOKEN)}`);
+  assert.equal(page.status, 200);
+  const cookie = String(page.headers['set-cookie']);
+  assert.match(cookie, /^status_stream_token=[^;]+; HttpOnly; SameSite=Strict$/);
+  // No Path: the browser's default is the page's directory, right under a proxy's sub-path too.
+  assert.doesNotMatch(cookie, /Path=|Secure/);
+  const pair = cookie.split(';')[0];
+  assert.equal((await request(`${service.url}/status`, { headers: { cookie: `other=1; ${pair}` } })).status, 200);
+  assert.equal((await request(`${service.url}/status`, { headers: { cookie: 'status_stream_token=nope' } })).status, 401);
+  // Behind a TLS-terminating proxy the cookie is Secure.
+  const secure = await request(`${service.url}/?token=${TOKEN}`, { headers: { 'x-forwarded-proto': 'https' } });
+  assert.match(String(secure.headers['set-cookie']), /; Secure$/);
+  // A wrong token sets nothing; the page itself is public.
+  const wrong = await request(`${service.url}/?token=wrong`);
+  assert.equal(wrong.status, 200);
+  assert.equal(wrong.headers['set-cookie'], undefined);
+});
+
+test('a known path with a method it does not take answers 405 with that route\'s own Allow', async () => {
+  const status = await request(`${service.url}/status`, { method: 'POST' });
+  assert.equal(status.status, 405);
+  assert.equal(status.headers.allow, 'GET, HEAD, OPTIONS');
+  const options = await request(`${service.url}/history`, { method: 'OPTIONS' });
+  assert.equal(options.status, 204);
+  assert.equal(options.headers.allow, 'GET, HEAD, OPTIONS');
+});
+
+test('the write API does not exist without PUBLISH_TOKEN, and the read token never grants a write', async () => {
+  assert.equal((await request(`${service.url}/publish`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status, 404);
+  const writer = await startInProcess({ AUTH_TOKEN: TOKEN, PUBLISH_TOKEN: 'pub-token' });
+  try {
+    const get = await request(`${writer.url}/publish`);
+    assert.equal(get.status, 405);
+    assert.equal(get.headers.allow, 'POST, OPTIONS');
+    const announcement = await request(`${writer.url}/announcement`, { method: 'GET' });
+    assert.equal(announcement.headers.allow, 'PUT, DELETE, OPTIONS');
+    const byReader = await request(`${writer.url}/announcement`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(byReader.status, 401);
+    const byQuery = await request(`${writer.url}/announcement?token=pub-token`, { method: 'DELETE' });
+    assert.equal(byQuery.status, 401, 'writes take the header only');
+    const byWriter = await request(`${writer.url}/announcement`, { method: 'DELETE', headers: { authorization: 'Bearer pub-token' } });
+    assert.equal(byWriter.status, 204);
+  } finally {
+    await writer.close();
   }
 });
