@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { SseHub } from '../sse.ts';
-import { openStream, startInProcess, waitFor, type SseClient } from './helpers.ts';
+import { openStream, type SseClient, startInProcess, waitFor } from './helpers.ts';
 
 // More than two slices of sse.ts's BROADCAST_SLICE (500).
 const STREAMS = 1200;
@@ -51,7 +51,7 @@ test('every stream gets every event exactly once and in order when a broadcast s
   }
 });
 
-test('a stream that opens while a broadcast is under way gets that event once, and a resumer naming it not again', async () => {
+test('a stream opened during a broadcast gets that event once, and a resumer naming it not again', async () => {
   // The hub alone, behind a plain server, writing one stream per turn of the event loop, so
   // that a broadcast to 500 streams lasts long enough for new streams to open during it.
   const hub = new SseHub({

@@ -10,7 +10,10 @@ test('formats an unnamed event with an id and one data line', () => {
 });
 
 test('writes the fields in the order retry, id, event, data', () => {
-  assert.equal(formatFrame({ data: 'x', event: 'done', id: '7', retry: 1500 }), 'retry: 1500\nid: 7\nevent: done\ndata: x\n\n');
+  assert.equal(
+    formatFrame({ data: 'x', event: 'done', id: '7', retry: 1500 }),
+    'retry: 1500\nid: 7\nevent: done\ndata: x\n\n',
+  );
 });
 
 test('splits data on LF, CRLF and lone CR into one data line each', () => {
@@ -32,11 +35,15 @@ test('refuses an id or event containing CR, LF or NUL', () => {
     assert.throws(() => formatFrame({ id: bad, data: 'x' }), SseError);
     assert.throws(() => formatFrame({ event: bad, data: 'x' }), SseError);
   }
-  assert.throws(() => formatFrame({ id: 'x\ndata: injected' }), /id must not contain CR, LF or NUL, got "x\\ndata: injected"/);
+  assert.throws(
+    () => formatFrame({ id: 'x\ndata: injected' }),
+    /id must not contain CR, LF or NUL, got "x\\ndata: injected"/,
+  );
 });
 
 test('refuses a retry that is not a non-negative integer', () => {
-  for (const bad of [-1, 1.5, Number.NaN, Infinity]) assert.throws(() => formatFrame({ retry: bad }), /retry must be a non-negative integer/);
+  for (const bad of [-1, 1.5, Number.NaN, Infinity])
+    assert.throws(() => formatFrame({ retry: bad }), /retry must be a non-negative integer/);
   assert.equal(formatFrame({ retry: 0 }), 'retry: 0\n\n');
 });
 

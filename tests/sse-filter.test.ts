@@ -30,7 +30,7 @@ test('refuses a filter with a name no event can have, or too many names, saying 
 const received = (client: SseClient): string[] =>
   client.blocks.map((b) => (b.retry !== undefined ? 'retry' : `${b.event ?? 'message'}:${b.data}`));
 
-test('a filtered stream never receives excluded events; retry first, the latest snapshot only with message', async () => {
+test('a filtered stream gets only its types: retry first, the latest snapshot only with message', async () => {
   const hubServer = await startHubServer();
   try {
     hubServer.hub.publishSnapshot('s0');
@@ -71,7 +71,7 @@ test('a filtered stream never receives excluded events; retry first, the latest 
   }
 });
 
-test('a broadcast writes one shared Buffer to the streams its filter lets through, and nothing to the others', async () => {
+test('a broadcast writes one shared Buffer to the streams its filter passes, nothing to others', async () => {
   const hubServer = await startHubServer();
   try {
     const wanting = await Promise.all(

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { test } from 'node:test';
-import { ResponseParser, type SseEvent as ParsedEvent, SseParser } from '../bench/sse-parser.ts';
+import { type SseEvent as ParsedEvent, ResponseParser, SseParser } from '../bench/sse-parser.ts';
 import { DONE_LINGER_MS, SseHub, type SseStream } from '../sse.ts';
 import { openStream, request, sleep, startHubServer, startInProcess, waitFor, withDeadline } from './helpers.ts';
 

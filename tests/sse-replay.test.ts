@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import { EventSource } from 'eventsource';
-import { ResponseParser, type SseEvent as ParsedEvent, SseParser } from '../bench/sse-parser.ts';
+import { type SseEvent as ParsedEvent, ResponseParser, SseParser } from '../bench/sse-parser.ts';
 import { ReplayBuffer, SNAPSHOT_TYPE } from '../replay.ts';
 import { MAX_REPLAY_BYTES } from '../sse.ts';
 import { openStream, type SseClient, sleep, startHubServer, startInProcess, waitFor, withDeadline } from './helpers.ts';
@@ -124,7 +124,7 @@ test('a collapsed replay over 1 MiB gets event: reset and then the latest snapsh
   }
 });
 
-test('a replay larger than MAX_BUFFERED_BYTES is sent whole, and broadcasts right after it do not drop the resumer', async () => {
+test('a replay larger than MAX_BUFFERED_BYTES is sent whole and survives the broadcasts after it', async () => {
   const MAX_BUFFERED_BYTES = 64 * 1024;
   const big = 'y'.repeat(100 * 1024);
   let publishOnOpen = false;
@@ -185,7 +185,7 @@ test('once its replay has drained, a resumer that stops reading is dropped like 
   }
 });
 
-test('the eventsource client resuming across many snapshots larger than MAX_BUFFERED_BYTES receives events', async () => {
+test('the eventsource client resuming across many snapshots over MAX_BUFFERED_BYTES gets events', async () => {
   const service = await startInProcess({
     STATUS_INTERVAL_MS: '60000',
     HEARTBEAT_MS: '0',
