@@ -303,6 +303,10 @@ export class StatusPoller {
     this.#trackers.clear();
     for (const [name, tracker] of next) this.#trackers.set(name, tracker);
     if (this.#running) for (const tracker of added) void this.#run(tracker);
+    // Removing the only failing check brings the overall status back up: that is a transition too,
+    // and without it the next failure would find the old status and record nothing.
+    const overall = this.#nextOverall(Date.now());
+    if (overall.transition !== null) this.#transition(overall.transition, overall.status);
   }
 
   /** Runs one check now (a push arrived) and sends a snapshot at once when its state changed. */
@@ -364,35 +368,45 @@ export class StatusPoller {
       tracker.state = state;
       tracker.streak = 0;
       tracker.since = new Date(nowMs).toISOString();
+      // The overall status first, so that the check's transition goes out with the status it brings.
+      const overall = this.#nextOverall(nowMs);
       // A healthy first state is no news: a restart of a healthy service records nothing.
       if (before !== null || state !== 'up') {
-        this.#transition({ time: tracker.since, check: def.name, from: before, to: state, reason: tracker.reason });
+        const transition = { time: tracker.since, check: def.name, from: before, to: state, reason: tracker.reason };
+        this.#transition(transition, overall.status);
         const fields = { check: def.name, from: before, to: state, reason: tracker.reason, detail: outcome.detail, target: def.target };
         if (state === 'up') log.info('check recovered', fields);
         else log.warn(`check ${state}`, fields);
       }
-      this.#updateOverall(nowMs);
+      if (overall.transition !== null) this.#transition(overall.transition, overall.status);
     } else if (outcome.state !== 'up') {
       log.debug('check still failing', { check: def.name, state, detail: outcome.detail, reason: outcome.reason });
     }
     tracker.stats.last = this.#result(tracker, nowMs);
   }
 
-  #updateOverall(nowMs: number): void {
-    const states = [...this.#trackers.values()].filter((t) => t.state !== null).map((t) => ({ state: t.state as CheckState, critical: t.def.critical }));
-    const overall = overallStatus(states);
+  /**
+   * The overall status over the checks that have a state, and its transition if it changed. The
+   * first one waits for every check's first state, so that the order in which first results come
+   * records nothing: a start with one check down is one transition from null, never "down" first.
+   */
+  #nextOverall(nowMs: number): { status: OverallStatus; transition: Transition | null } {
+    const known = [...this.#trackers.values()].filter((t) => t.state !== null);
+    const status = overallStatus(known.map((t) => ({ state: t.state as CheckState, critical: t.def.critical })));
     const before = this.#overall;
-    if (overall === before) return;
-    this.#overall = overall;
-    if (before === null && overall === 'up') return;
-    const notUp = [...this.#trackers.values()].filter((t) => t.state !== null && t.state !== 'up').map((t) => `${t.def.name} is ${t.state}`);
-    const reason = overall === 'up' ? null : notUp.join(', ');
-    this.#transition({ time: new Date(nowMs).toISOString(), check: null, from: before, to: overall, reason });
+    const waiting = before === null && known.length < this.#trackers.size;
+    if (status === before || waiting) return { status, transition: null };
+    this.#overall = status;
+    if (before === null && status === 'up') return { status, transition: null };
+    const notUp = known.filter((t) => t.state !== 'up').map((t) => `${t.def.name} is ${t.state}`);
+    const reason = status === 'up' ? null : notUp.join(', ');
+    const time = new Date(nowMs).toISOString();
+    return { status, transition: { time, check: null, from: before, to: status, reason } };
   }
 
-  #transition(transition: Transition): void {
+  #transition(transition: Transition, overall: OverallStatus): void {
     try {
-      this.#options.onTransition?.(transition, this.#overall ?? 'up');
+      this.#options.onTransition?.(transition, overall);
     } catch (err) {
       this.#options.log.error('transition subscriber failed', { err: err instanceof Error ? err : String(err) });
     }
