@@ -20,6 +20,8 @@ export interface MetricsSources {
   readonly connections: ConnectionStats;
   /** Date.now() of the latest snapshot; null before the first. */
   readonly lastSnapshotMs: number | null;
+  /** Build and serialization time of the latest snapshot, ms. */
+  readonly snapshotBuildMs: number;
   readonly alerts: { readonly sent: number; readonly failed: number; readonly dropped: number };
   readonly reloads: { readonly ok: number; readonly error: number };
   readonly writes: WriteStats;
@@ -56,6 +58,9 @@ export function renderMetrics(sources: MetricsSources): string {
   family('status_check_rounds_total', 'counter', 'Snapshots built since start (one per interval).', [['', sources.rounds]]);
   family('status_last_snapshot_timestamp_seconds', 'gauge', 'When the latest snapshot was built, since the Unix epoch.',
     sources.lastSnapshotMs === null ? [] : [['', sources.lastSnapshotMs / 1000]]);
+  family('status_snapshot_build_seconds', 'gauge', 'Time the latest snapshot took to build and serialize.', [
+    ['', Math.round(sources.snapshotBuildMs * 1000) / 1e6],
+  ]);
   const results: Array<[string, number]> = [];
   for (const [name, stats] of checks) {
     results.push([labels({ check: name, result: 'ok' }), stats.ok], [labels({ check: name, result: 'fail' }), stats.fail]);

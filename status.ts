@@ -231,6 +231,8 @@ export class StatusPoller {
   readonly #trackers = new Map<string, Tracker>();
   /** Snapshots built (status_check_rounds_total). */
   rounds = 0;
+  /** How long the latest snapshot took to build and serialize, ms (status_snapshot_build_seconds). */
+  lastBuildMs = 0;
   #overall: OverallStatus | null = null;
   #latest: Latest | null = null;
   #waiting: Array<(latest: Latest) => void> = [];
@@ -440,6 +442,7 @@ export class StatusPoller {
   }
 
   #publish(): Latest {
+    const startMs = performance.now();
     const nowMs = Date.now();
     // Checks still waiting for their first result are shown as pending, up, until they have one.
     const trackers = [...this.#trackers.values()];
@@ -447,6 +450,7 @@ export class StatusPoller {
     const status = overallStatus(trackers.map((t, i) => ({ state: checks[i].state, critical: t.def.critical })));
     const snapshot = this.#snapshot(status, checks, nowMs);
     const latest: Latest = { snapshot, json: JSON.stringify(snapshot), atMs: performance.now() };
+    this.lastBuildMs = latest.atMs - startMs;
     this.#latest = latest;
     this.rounds++;
     for (const resolve of this.#waiting.splice(0)) resolve(latest);

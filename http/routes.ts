@@ -62,9 +62,15 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
     // first connection that resumes (EventSource cannot set headers). On a reconnect the URL
     // still holds the first id, so the header, which is newer, wins.
     const lastEventId = firstHeader(req.headers['last-event-id']) ?? query.get('lastEventId');
-    // 'queued': pipelined behind another response on its connection; it can never be
-    // answered, so it is not (docs/operations.md, one stream per connection).
-    if (hub.open(res, { lastEventId, events }) === 'full') unavailable(res, 'too many streams');
+    const open = (): void => {
+      const opened = hub.open(res, { lastEventId, events });
+      if (opened === 'full') unavailable(res, 'too many streams');
+      // Pipelined behind another response: it opens when that one is done and Node hands
+      // this one the socket. Behind a stream, that never happens: it holds no slot and
+      // nothing is written (docs/operations.md, one stream per connection).
+      else if (opened === 'queued' && res.socket === null) res.once('socket', () => parts.draining() ? unavailable(res, 'shutting down') : open());
+    };
+    open();
   }
 
   async function sendStatus(_req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -81,6 +87,7 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
     const body = renderMetrics({
       clients: hub.size, hub: hub.stats, rounds: poller.rounds, checks: poller.checkStats, connections: parts.connections,
       lastSnapshotMs: poller.latest === null ? null : Date.parse(poller.latest.snapshot.time),
+      snapshotBuildMs: poller.lastBuildMs,
       alerts: parts.alerter.stats, reloads: parts.reloads, writes,
     });
     send(res, 200, body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });

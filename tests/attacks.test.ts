@@ -116,3 +116,18 @@ test('two streams pipelined on one connection: only the first is a stream', asyn
     socket.destroy();
   }
 });
+
+test('a stream pipelined behind an ordinary answer opens once that answer is done', async () => {
+  const service = await startService({ STATUS_INTERVAL_MS: '200' });
+  started.push(service);
+  const socket = net.connect({ host: '127.0.0.1', port: service.port });
+  let received = '';
+  socket.setEncoding('utf8').on('data', (t: string) => (received += t));
+  socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+  try {
+    await waitFor(() => /^data: /m.test(received), 5000, 'a snapshot on the pipelined stream');
+    assert.match(received, /^HTTP\/1\.1 200 OK[\s\S]*"ok":true[\s\S]*HTTP\/1\.1 200 OK[\s\S]*text\/event-stream/);
+  } finally {
+    socket.destroy();
+  }
+});
