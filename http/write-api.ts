@@ -7,7 +7,7 @@ import { MAX_PUSH_MSG_CHARS } from '../checks/push.ts';
 import { EVENT_NAME, type SseHub } from '../sse.ts';
 import type { ServiceState } from '../state.ts';
 import type { Announcement, StatusPoller } from '../status.ts';
-import { BodyError, jsonObject, readJsonBody } from './body.ts';
+import { BodyError, jsonObject, MAX_BODY_BYTES, readJsonBody } from './body.ts';
 import { sendError, sendJson } from './reply.ts';
 import type { Handler, RequestContext, Route } from './router.ts';
 
@@ -65,17 +65,24 @@ export function createWriteRoutes(parts: WriteParts): Record<string, Route> {
 
   async function publish(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let fields: Record<string, unknown>;
+    let data: string;
     try {
       fields = jsonObject(await readJsonBody(req), ['event', 'data']);
       if (typeof fields.event !== 'string' || !EVENT_NAME.test(fields.event) || RESERVED_EVENTS.has(fields.event)) {
         throw new BodyError(400, `event must match ${EVENT_NAME.source} and not be message, change, done or reset`);
       }
       if (fields.data === undefined) throw new BodyError(400, 'data is required (any JSON value)');
+      data = JSON.stringify(fields.data);
+      // Serializing can lengthen the body ("1e20" becomes 21 digits): the event, which every
+      // stream and the replay history hold, keeps the body's bound (docs/write-api.md).
+      if (Buffer.byteLength(data) > MAX_BODY_BYTES) {
+        throw new BodyError(413, `data must be at most ${MAX_BODY_BYTES} bytes as one line of JSON`);
+      }
     } catch (err) {
       stats.publish.refused++;
       throw err;
     }
-    const id = hub.publishEvent(fields.event, JSON.stringify(fields.data));
+    const id = hub.publishEvent(fields.event, data);
     stats.publish.accepted++;
     sendJson(res, 202, JSON.stringify({ id }));
   }
