@@ -714,6 +714,56 @@ describe('the status page in Chromium', { skip, timeout: 900_000 }, () => {
     }
   });
 
+  test('shows a snapshot without states, uptime or title, with no history route, and throws nothing', async () => {
+    // The first snapshot shape: ok but no state, no uptime, no service.title or intervals.
+    const snapshot = {
+      status: 'degraded',
+      time: new Date().toISOString(),
+      checks: [
+        { name: 'web', kind: 'http', target: 'http://web/', ok: true, latencyMs: 3.2, detail: 'HTTP 200' },
+        { name: 'db', kind: 'tcp', target: 'tcp://db:5432', ok: false, latencyMs: 1.1, detail: 'ECONNREFUSED' },
+      ],
+      host: {
+        hostname: '3f2a9c1b7d2e',
+        loadavg: [0.1, 0.2, 0.3],
+        memTotalBytes: 1024,
+        memFreeBytes: 512,
+        uptimeSeconds: 60,
+      },
+      service: { version: '0.1.0', uptimeSeconds: 5, clients: 1, rssBytes: 1 << 20, eventLoopDelayMs: 0.4 },
+    };
+    const context = await newContext();
+    try {
+      const page = await context.newPage();
+      const pageErrors: string[] = [];
+      page.on('pageerror', (err) => pageErrors.push(String(err)));
+      await page.route('**/history?*', (route) => route.fulfill({ status: 404, body: '{"error":"not found"}' }));
+      await page.route('**/events*', (route) =>
+        route.fulfill({
+          contentType: 'text/event-stream',
+          body: `retry: 60000\n\nid: old-1\ndata: ${JSON.stringify(snapshot)}\n\n`,
+        }),
+      );
+      await page.goto(`${service.url}/`);
+      const s = await until(page, (x) => x.rows.length === 2, 10_000, 'the old snapshot');
+      assert.equal(s.status, 'degraded');
+      assert.equal(s.heading, 'status-stream');
+      assert.equal(s.host, 'host 3f2a9c1b7d2e', 'a container id is labelled as the host, not used as a name');
+      assert.deepEqual(
+        s.rows.map((r) => [r.name, r.state, r.detail, r.u24, r.u7, r.u30]),
+        [
+          ['web', 'up', 'HTTP 200', '–', '–', '–'],
+          ['db', 'down', 'ECONNREFUSED', '–', '–', '–'],
+        ],
+      );
+      assert.match(s.rows[1]!.bars, /^n{47}x$/, 'bars from what this tab saw');
+      assert.equal(s.summary, '1 of 2 checks down');
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test('announces a change of the overall status and lists the transition as it happens', async (t) => {
     let healthy = true;
     const flaky = http.createServer((_req, res) => {
