@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
-  type InProcess,
   freePort,
+  type InProcess,
   openStream,
   request,
   runToExit,
@@ -102,7 +102,7 @@ async function runs(url: string, name: string): Promise<{ up: number; degraded: 
   const reply = await request(`${url}/history?range=1h&buckets=60&check=${encodeURIComponent(name)}`);
   assert.equal(reply.status, 200, reply.body);
   const total = { up: 0, degraded: 0, down: 0 };
-  for (const b of (JSON.parse(reply.body) as { checks: Array<{ buckets: typeof total[] }> }).checks[0].buckets) {
+  for (const b of (JSON.parse(reply.body) as { checks: Array<{ buckets: (typeof total)[] }> }).checks[0].buckets) {
     total.up += b.up;
     total.degraded += b.degraded;
     total.down += b.down;
@@ -110,7 +110,10 @@ async function runs(url: string, name: string): Promise<{ up: number; degraded: 
   return total;
 }
 
-async function startWithFile(document: unknown, env: Record<string, string> = {}): Promise<{ service: InProcess; file: string }> {
+async function startWithFile(
+  document: unknown,
+  env: Record<string, string> = {},
+): Promise<{ service: InProcess; file: string }> {
   const file = join(tempDir(), 'config.json');
   writeConfig(file, document);
   const service = await startInProcess({ CONFIG_FILE: file, STATUS_INTERVAL_MS: '100', HEARTBEAT_MS: '0', ...env });
@@ -120,10 +123,14 @@ async function startWithFile(document: unknown, env: Record<string, string> = {}
 /** Waits until every check in /status has its first result. */
 async function settled(url: string): Promise<StatusView> {
   let view: StatusView | null = null;
-  await waitFor(async () => {
-    view = await status(url);
-    return view.checks.every((c) => c.detail !== 'pending');
-  }, 15_000, 'a result for every check');
+  await waitFor(
+    async () => {
+      view = await status(url);
+      return view.checks.every((c) => c.detail !== 'pending');
+    },
+    15_000,
+    'a result for every check',
+  );
   return view!;
 }
 
@@ -177,7 +184,10 @@ test('a critical check that is down makes the overall status down; the same chec
       { name: 'api', url: `${base}/fine`, critical: true },
     ],
   });
-  for (const [critical, overall] of [[true, 'down'], [false, 'degraded']] as const) {
+  for (const [critical, overall] of [
+    [true, 'down'],
+    [false, 'degraded'],
+  ] as const) {
     const { service } = await startWithFile(document(critical));
     try {
       const view = await settled(service.url);
@@ -191,7 +201,7 @@ test('a critical check that is down makes the overall status down; the same chec
   }
 });
 
-test('failuresToDown and successesToUp hold the state until enough outcomes in a row; detail shows the latest', async () => {
+test('flap suppression: failuresToDown and successesToUp hold the state; detail shows the latest', async () => {
   answers.set('/flaky', { code: 200, body: 'ok', delayMs: 0 });
   const { service } = await startWithFile({
     checks: [{ name: 'flaky', url: `${base}/flaky`, intervalMs: 250, failuresToDown: 3, successesToUp: 2 }],
@@ -203,7 +213,9 @@ test('failuresToDown and successesToUp hold the state until enough outcomes in a
     const changed = async (to: string): Promise<{ time: string }> => {
       const [found] = await client.waitFor(
         (b) => b.event === 'change' && JSON.parse(b.data!).check === 'flaky' && JSON.parse(b.data!).to === to,
-        1, 15_000, `flaky ${to}`,
+        1,
+        15_000,
+        `flaky ${to}`,
       );
       return JSON.parse(found.data!) as { time: string };
     };
@@ -213,14 +225,22 @@ test('failuresToDown and successesToUp hold the state until enough outcomes in a
     const down = Date.parse((await changed('down')).time);
     const failuresBefore = served.filter((s) => s.path === '/flaky' && s.code === 503 && s.atMs <= down).length;
     assert.ok(failuresBefore >= 3, `down after ${failuresBefore} failures, expected 3`);
-    assert.ok(snapshots().some((c) => c.state === 'up' && c.detail === 'HTTP 503'), 'held up while the latest said 503');
+    assert.ok(
+      snapshots().some((c) => c.state === 'up' && c.detail === 'HTTP 503'),
+      'held up while the latest said 503',
+    );
 
     const switchedAt = Date.now();
     answers.set('/flaky', { code: 200, body: 'ok', delayMs: 0 });
     const up = Date.parse((await changed('up')).time);
-    const successesBefore = served.filter((s) => s.path === '/flaky' && s.code === 200 && s.atMs >= switchedAt && s.atMs <= up).length;
+    const successesBefore = served.filter(
+      (s) => s.path === '/flaky' && s.code === 200 && s.atMs >= switchedAt && s.atMs <= up,
+    ).length;
     assert.ok(successesBefore >= 2, `up after ${successesBefore} successes, expected 2`);
-    assert.ok(snapshots().some((c) => c.state === 'down' && c.detail === 'HTTP 200'), 'held down while the latest said 200');
+    assert.ok(
+      snapshots().some((c) => c.state === 'down' && c.detail === 'HTTP 200'),
+      'held down while the latest said 200',
+    );
   } finally {
     client.close();
     answers.delete('/flaky');
@@ -244,9 +264,12 @@ test('intervalMs: each check runs on its own schedule', async () => {
   }
 });
 
-test('a rewritten file is reloaded: a new check appears, a removed one is gone, a surviving one keeps since and history', async () => {
+test('a rewritten file is reloaded: new check in, removed check out, a survivor keeps since and history', async () => {
   const { service, file } = await startWithFile({
-    checks: [{ name: 'keep', url: `${base}/keep` }, { name: 'gone', url: `${base}/gone` }],
+    checks: [
+      { name: 'keep', url: `${base}/keep` },
+      { name: 'gone', url: `${base}/gone` },
+    ],
   });
   try {
     await settled(service.url);
@@ -254,14 +277,26 @@ test('a rewritten file is reloaded: a new check appears, a removed one is gone, 
     const before = await status(service.url);
     const keptRuns = await runs(service.url, 'keep');
 
-    writeConfig(file, { checks: [{ name: 'keep', url: `${base}/keep` }, { name: 'fresh', url: `${base}/fresh` }] });
-    await waitFor(async () => {
-      const names = (await status(service.url)).checks.map((c) => c.name);
-      return names.includes('fresh') && !names.includes('gone');
-    }, 15_000, 'the new configuration in /status');
+    writeConfig(file, {
+      checks: [
+        { name: 'keep', url: `${base}/keep` },
+        { name: 'fresh', url: `${base}/fresh` },
+      ],
+    });
+    await waitFor(
+      async () => {
+        const names = (await status(service.url)).checks.map((c) => c.name);
+        return names.includes('fresh') && !names.includes('gone');
+      },
+      15_000,
+      'the new configuration in /status',
+    );
 
     const now = await status(service.url);
-    assert.deepEqual(now.checks.map((c) => c.name), ['keep', 'fresh']);
+    assert.deepEqual(
+      now.checks.map((c) => c.name),
+      ['keep', 'fresh'],
+    );
     assert.equal(check(now, 'keep').since, check(before, 'keep').since);
     const keepNow = await runs(service.url, 'keep');
     assert.ok(keepNow.up >= keptRuns.up, `keep's runs: ${keepNow.up} after, ${keptRuns.up} before`);
@@ -277,11 +312,14 @@ test('a rewritten file is reloaded: a new check appears, a removed one is gone, 
   }
 });
 
-test('a reload that removes the only failing check brings the overall status up, and a later failure is a transition', async () => {
+test('a reload removing the only failing check brings the overall up; a later failure is a transition', async () => {
   answers.set('/broken', { code: 503, body: 'no', delayMs: 0 });
   answers.set('/later', { code: 200, body: 'ok', delayMs: 0 });
   const { service, file } = await startWithFile({
-    checks: [{ name: 'later', url: `${base}/later` }, { name: 'broken', url: `${base}/broken` }],
+    checks: [
+      { name: 'later', url: `${base}/later` },
+      { name: 'broken', url: `${base}/broken` },
+    ],
   });
   const overall = async (): Promise<Array<{ from: string | null; to: string }>> => {
     const body = JSON.parse((await request(`${service.url}/history?range=1h`)).body) as {
@@ -311,7 +349,8 @@ test('a reload that removes the only failing check brings the overall status up,
 test('a broken rewrite keeps the old configuration, logs one error line per problem and counts it', async () => {
   const { service, file } = await startWithFile({ checks: [{ name: 'a', url: `${base}/a` }] });
   const errors = (): Array<Record<string, unknown>> => service.logs.filter((l) => l.level === 50);
-  const errorCount = async (): Promise<number> => metric(await metrics(service.url), 'status_config_reloads_total{result="error"}');
+  const errorCount = async (): Promise<number> =>
+    metric(await metrics(service.url), 'status_config_reloads_total{result="error"}');
   try {
     await settled(service.url);
     writeConfig(file, '{"checks": [');
@@ -321,9 +360,17 @@ test('a broken rewrite keeps the old configuration, logs one error line per prob
 
     writeConfig(file, { checks: [{ name: 'a', url: `${base}/a`, timeoutMs: 'soon', colour: 'red' }] });
     await waitFor(() => errors().length === 3, 10_000, 'an error line per problem');
-    const problems = errors().slice(1).map((l) => String(l.problem));
-    assert.ok(problems.some((p) => /checks\[0\] "a": timeoutMs: "soon"/.test(p)), problems.join('\n'));
-    assert.ok(problems.some((p) => /checks\[0\] "a": colour: unknown field/.test(p)), problems.join('\n'));
+    const problems = errors()
+      .slice(1)
+      .map((l) => String(l.problem));
+    assert.ok(
+      problems.some((p) => /checks\[0\] "a": timeoutMs: "soon"/.test(p)),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => /checks\[0\] "a": colour: unknown field/.test(p)),
+      problems.join('\n'),
+    );
     assert.equal(await errorCount(), 2);
 
     // V8 quotes the text around a syntax error: here, the tail of a webhook URL.
@@ -334,12 +381,20 @@ test('a broken rewrite keeps the old configuration, logs one error line per prob
 
     await sleep(500);
     const view = await status(service.url);
-    assert.deepEqual(view.checks.map((c) => c.name), ['a']);
+    assert.deepEqual(
+      view.checks.map((c) => c.name),
+      ['a'],
+    );
     assert.equal(check(view, 'a').state, 'up');
     assert.equal(errors().length, 4, 'no more error lines');
     assert.ok(errors().every((l) => l.msg === 'config reload refused: the old configuration stays'));
 
-    writeConfig(file, { checks: [{ name: 'a', url: `${base}/a` }, { name: 'b', url: `${base}/b` }] });
+    writeConfig(file, {
+      checks: [
+        { name: 'a', url: `${base}/a` },
+        { name: 'b', url: `${base}/b` },
+      ],
+    });
     await waitFor(async () => (await status(service.url)).checks.length === 2, 10_000, 'the fixed file applied');
     assert.equal(metric(await metrics(service.url), 'status_config_reloads_total{result="ok"}'), 1);
   } finally {
@@ -358,10 +413,20 @@ test('SIGHUP reloads CONFIG_FILE, also a link into another directory, which the 
     // Written in place, behind the link: no event in the link's directory.
     writeFileSync(real, JSON.stringify({ checks: [{ name: 'two', url: `${base}/two` }] }));
     await sleep(1000);
-    assert.deepEqual((await status(service.url)).checks.map((c) => c.name), ['one']);
+    assert.deepEqual(
+      (await status(service.url)).checks.map((c) => c.name),
+      ['one'],
+    );
     process.kill(service.pid, 'SIGHUP');
-    await waitFor(async () => (await status(service.url)).checks.some((c) => c.name === 'two'), 15_000, 'two after SIGHUP');
-    assert.deepEqual((await status(service.url)).checks.map((c) => c.name), ['two']);
+    await waitFor(
+      async () => (await status(service.url)).checks.some((c) => c.name === 'two'),
+      15_000,
+      'two after SIGHUP',
+    );
+    assert.deepEqual(
+      (await status(service.url)).checks.map((c) => c.name),
+      ['two'],
+    );
     assert.ok(service.logs.some((l) => l.includes('"msg":"config reloaded"')));
     // SIGHUP is not a stop signal.
     assert.equal((await request(`${service.url}/healthz`)).status, 200);
@@ -379,7 +444,11 @@ test('a ConfigMap-style symlink swap (..data to a new directory) is picked up', 
   version('..v1', [{ name: 'v1', url: `${base}/v1` }]);
   symlinkSync('..v1', join(dir, '..data'));
   symlinkSync('..data/config.json', join(dir, 'config.json'));
-  const service = await startInProcess({ CONFIG_FILE: join(dir, 'config.json'), STATUS_INTERVAL_MS: '100', HEARTBEAT_MS: '0' });
+  const service = await startInProcess({
+    CONFIG_FILE: join(dir, 'config.json'),
+    STATUS_INTERVAL_MS: '100',
+    HEARTBEAT_MS: '0',
+  });
   try {
     await settled(service.url);
     // What the kubelet does: a new directory, a new link beside ..data, renamed over it, the old directory removed.
@@ -388,7 +457,10 @@ test('a ConfigMap-style symlink swap (..data to a new directory) is picked up', 
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     rmSync(join(dir, '..v1'), { recursive: true });
     await waitFor(async () => (await status(service.url)).checks.some((c) => c.name === 'v2'), 15_000, 'v2 in /status');
-    assert.deepEqual((await status(service.url)).checks.map((c) => c.name), ['v2']);
+    assert.deepEqual(
+      (await status(service.url)).checks.map((c) => c.name),
+      ['v2'],
+    );
     assert.equal(service.logs.filter((l) => l.level === 50).length, 0, 'no error on the way');
   } finally {
     await service.close();
@@ -397,7 +469,10 @@ test('a ConfigMap-style symlink swap (..data to a new directory) is picked up', 
 
 test('--check-config prints "ok" and exits 0 for a good file', async () => {
   const file = join(tempDir(), 'config.json');
-  writeConfig(file, { checks: [{ name: 'a', url: `${base}/a`, expect: { status: [200] } }], alerts: [{ url: `${base}/hook` }] });
+  writeConfig(file, {
+    checks: [{ name: 'a', url: `${base}/a`, expect: { status: [200] } }],
+    alerts: [{ url: `${base}/hook` }],
+  });
   const result = await runToExit({ CONFIG_FILE: file, STATE_DIR: join(tempDir(), 'state') }, ['--check-config']);
   assert.deepEqual(result, { code: 0, stdout: 'ok\n', stderr: '' });
 });
@@ -424,7 +499,11 @@ const BAD_LINES = [
 
 function assertEveryProblem(stderr: string): void {
   const lines = stderr.trimEnd().split('\n');
-  for (const pattern of BAD_LINES) assert.ok(lines.some((l) => pattern.test(l)), `${pattern} in:\n${stderr}`);
+  for (const pattern of BAD_LINES)
+    assert.ok(
+      lines.some((l) => pattern.test(l)),
+      `${pattern} in:\n${stderr}`,
+    );
   assert.equal(lines.length, BAD_LINES.length, stderr);
   assert.ok(!stderr.includes('secret-path'), 'the alert URL is shown as scheme://host only');
 }
