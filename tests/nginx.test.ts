@@ -1,7 +1,7 @@
 // tests/nginx.test.ts: the service behind real Nginx, run from deploy/nginx.conf and
 // variants of it (see nginx-helpers.ts): events pass through one by one, heartbeats
-// outlast proxy_read_timeout, the sub-path works, and a client whose replica shuts down
-// lands on another replica.
+// outlast proxy_read_timeout, the sub-path works, the write routes stay inside, and a
+// client whose replica shuts down lands on another replica.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -213,6 +213,52 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
         assert.equal(JSON.parse(json.body).status, 'up', path);
       }
     });
+  });
+
+  test('refuses the write routes on both mounts, even with the write token, while /status passes', async () => {
+    const token = 'publish-token-behind-nginx';
+    const writer = await startService({ PUBLISH_TOKEN: token, STATUS_INTERVAL_MS: '60000' });
+    const headers = {
+      authorization: `Bearer ${token}`, 'content-type': 'application/json', 'accept-encoding': 'identity',
+    };
+    const send = (url: string, method: string, body: string): Promise<{ status: number; body: string }> =>
+      withDeadline(new Promise((resolve, reject) => {
+        const req = http.request(url, { method, agent: false, headers }, (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      }), 10_000, `${method} ${url}`);
+    const publish = '{"event":"deploy","data":1}';
+    try {
+      // Control: the replica itself takes the write.
+      assert.equal((await send(`${writer.url}/publish`, 'POST', publish)).status, 202);
+      await withNginx([writer.port], [], async (url) => {
+        const writes: Array<[string, string, string]> = [
+          ['POST', '/publish', publish], ['POST', '/status/publish', publish], ['POST', '/publish?x=1', publish],
+          ['POST', '/%70ublish', publish], ['POST', '//publish', publish], ['POST', '/status//publish', publish],
+          ['POST', '/push/nightly', ''], ['POST', '/status/push/nightly', ''], ['POST', '/push%2Fnightly', ''],
+          ['PUT', '/announcement', '{"text":"through the proxy"}'], ['DELETE', '/status/announcement', ''],
+          ['GET', '/publish', ''],
+        ];
+        for (const [method, path, body] of writes) {
+          const answer = await send(`${url}${path}`, method, body);
+          assert.equal(answer.status, 404, `${method} ${path}: ${answer.body}`);
+          assert.deepEqual(JSON.parse(answer.body), { error: 'not found' }, `${method} ${path}`);
+        }
+        const status = await request(`${url}/status`, { headers: { 'accept-encoding': 'identity' } });
+        assert.equal(status.status, 200);
+        assert.equal(JSON.parse(status.body).announcement, null);
+      });
+      // Nothing reached the replica: only the control was published.
+      const metrics = await request(`${writer.url}/metrics`);
+      assert.match(metrics.body, /^status_publish_total\{result="accepted"\} 1$/m);
+      assert.match(metrics.body, /^status_publish_total\{result="refused"\} 0$/m);
+    } finally {
+      await writer.stop();
+    }
   });
 
   test('keeps a quiet stream open past proxy_read_timeout because heartbeats arrive', async () => {
