@@ -1,0 +1,334 @@
+// Badge routes end to end (docs/alerts.md#badges): /badge.svg and /badge/<check>.svg|.json answer
+// the live state or uptime as well-formed, self-contained SVG (read by a strict XML reader, the one
+// of tests/badge.test.ts) or shields.io's endpoint JSON; hostile labels stay text; names with
+// spaces or a slash are percent-encoded; unknown checks 404, bad uptime 400, AUTH_TOKEN 401.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { badgeText } from '../badge.ts';
+import { type InProcess, type Reply, request, startInProcess, waitFor } from './helpers.ts';
+
+// ---------------------------------------------------------------- a strict XML reader (as tests/badge.test.ts)
+
+interface XmlElement {
+  readonly name: string;
+  readonly attributes: Map<string, string>;
+  readonly children: XmlElement[];
+  text: string;
+}
+
+const NAME_START = (c: string): boolean => /[A-Za-z_:]/.test(c);
+const NAME_CHAR = (c: string): boolean => /[A-Za-z0-9_:.-]/.test(c);
+const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/**
+ * A strict reader for the XML subset a badge may use: elements, attributes in quotes, text and
+ * the five predefined entities or character references. Anything else (a raw `<` or `&` in text,
+ * a comment, a processing instruction, CDATA, a DOCTYPE, unbalanced tags, text outside the root,
+ * a duplicate attribute, a control character) throws.
+ */
+function parseXml(source: string): XmlElement {
+  let i = 0;
+  const fail = (what: string): never => {
+    throw new Error(`${what} at ${i}: ${JSON.stringify(source.slice(Math.max(0, i - 20), i + 20))}`);
+  };
+  const readName = (): string => {
+    const start = i;
+    if (!NAME_START(source[i] ?? '')) fail('expected a name');
+    while (i < source.length && NAME_CHAR(source[i]!)) i++;
+    return source.slice(start, i);
+  };
+  const skipSpace = (): void => {
+    while (i < source.length && ' \t\r\n'.includes(source[i]!)) i++;
+  };
+  const readChars = (stop: string): string => {
+    let out = '';
+    while (i < source.length && source[i] !== stop) {
+      const c = source[i]!;
+      const code = c.charCodeAt(0);
+      if (code < 0x20 && !'\t\r\n'.includes(c)) fail('control character');
+      if (c === '<') fail('raw < in character data');
+      if (c === '&') {
+        const end = source.indexOf(';', i);
+        if (end === -1) fail('unterminated reference');
+        const ref = source.slice(i + 1, end);
+        if (/^#[0-9]+$/.test(ref)) out += String.fromCodePoint(Number(ref.slice(1)));
+        else if (/^#x[0-9a-fA-F]+$/.test(ref)) out += String.fromCodePoint(Number.parseInt(ref.slice(2), 16));
+        else if (Object.hasOwn(ENTITIES, ref)) out += ENTITIES[ref];
+        else fail(`unknown entity &${ref};`);
+        i = end + 1;
+        continue;
+      }
+      out += c;
+      i++;
+    }
+    return out;
+  };
+  const readElement = (): XmlElement => {
+    if (source[i] !== '<') fail('expected <');
+    i++;
+    const element: XmlElement = { name: readName(), attributes: new Map(), children: [], text: '' };
+    for (;;) {
+      const before = i;
+      skipSpace();
+      if (source.startsWith('/>', i)) {
+        i += 2;
+        return element;
+      }
+      if (source[i] === '>') {
+        i++;
+        break;
+      }
+      if (i === before) fail('expected a space before an attribute');
+      const name = readName();
+      if (element.attributes.has(name)) fail(`duplicate attribute ${name}`);
+      skipSpace();
+      if (source[i] !== '=') fail('expected =');
+      i++;
+      skipSpace();
+      const quote = source[i];
+      if (quote !== '"' && quote !== "'") fail('expected a quoted value');
+      i++;
+      const value = readChars(quote!);
+      if (source[i] !== quote) fail('unterminated attribute');
+      i++;
+      element.attributes.set(name, value);
+    }
+    for (;;) {
+      element.text += readChars('<');
+      if (i >= source.length) fail(`unclosed <${element.name}>`);
+      if (source.startsWith('</', i)) {
+        i += 2;
+        const name = readName();
+        if (name !== element.name) fail(`</${name}> closes <${element.name}>`);
+        skipSpace();
+        if (source[i] !== '>') fail('expected >');
+        i++;
+        return element;
+      }
+      if (source.startsWith('<!', i) || source.startsWith('<?', i)) fail('markup declaration');
+      element.children.push(readElement());
+    }
+  };
+  const root = readElement();
+  if (i !== source.length) fail('content after the root element');
+  return root;
+}
+
+function* walk(element: XmlElement): Generator<XmlElement> {
+  yield element;
+  for (const child of element.children) yield* walk(child);
+}
+
+const ALLOWED_ELEMENTS = new Set(['svg', 'title', 'linearGradient', 'stop', 'clipPath', 'rect', 'g', 'text']);
+
+/** Parses the SVG and asserts it is self-contained: known elements only, no event handler, no reference out. */
+function assertSafeSvg(svg: string): XmlElement {
+  const root = parseXml(svg);
+  assert.equal(root.name, 'svg');
+  assert.equal(root.attributes.get('xmlns'), 'http://www.w3.org/2000/svg');
+  const ids = new Set([...walk(root)].map((e) => e.attributes.get('id')));
+  for (const element of walk(root)) {
+    assert.ok(ALLOWED_ELEMENTS.has(element.name), `unexpected element <${element.name}>`);
+    for (const [name, value] of element.attributes) {
+      assert.ok(!/^on/i.test(name), `event handler attribute ${name}`);
+      assert.ok(!/href$/i.test(name) && name !== 'style' && name !== 'src', `attribute ${name}`);
+      // aria-label is text, like <title>; every other attribute is ours.
+      if (name === 'aria-label' || name === 'xmlns') continue;
+      assert.doesNotMatch(value, /[a-z]+:\/\//i, `a URL in ${name}`);
+      // The only url() allowed points to an element of this document: url(#id).
+      for (const ref of value.matchAll(/url\(([^)]*)\)/g)) {
+        assert.ok(ref[1]!.startsWith('#') && ids.has(ref[1]!.slice(1)), `reference ${ref[0]}`);
+      }
+    }
+  }
+  // Belt and braces over the parse: no such tag even as raw text (a hostile label's `<` is escaped).
+  assert.doesNotMatch(svg, /<script|<image|<foreignObject|<style|<iframe|<a[\s>]/i);
+  return root;
+}
+
+const texts = (root: XmlElement): string[] => [...walk(root)].filter((e) => e.name === 'text').map((e) => e.text);
+
+// ---------------------------------------------------------------- the service
+
+// /up answers 200, /down 503.
+const target = http.createServer((req, res) => res.writeHead(req.url === '/down' ? 503 : 200).end());
+let dir = '';
+let service: InProcess;
+const TOKEN = 'badge-read-token';
+let guarded: InProcess;
+
+before(async () => {
+  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+  dir = mkdtempSync(join(tmpdir(), 'status-stream-badge-'));
+  const file = join(dir, 'config.json');
+  writeFileSync(
+    file,
+    JSON.stringify({
+      checks: [
+        { name: 'web', url: `${base}/up` },
+        { name: 'my api', url: `${base}/down` },
+        { name: 'a/b', url: `${base}/up` },
+        { name: 'api.v2', url: `${base}/up` },
+        { name: '100% <sure>', url: `${base}/up` },
+      ],
+    }),
+  );
+  const env = { CONFIG_FILE: file, STATUS_INTERVAL_MS: '100', HEARTBEAT_MS: '0', TITLE: 'Shop <&> "main"' };
+  service = await startInProcess(env);
+  guarded = await startInProcess({ ...env, AUTH_TOKEN: TOKEN });
+  for (const s of [service, guarded]) {
+    await waitFor(
+      async () => {
+        const reply = await request(`${s.url}/status?token=${TOKEN}`);
+        const { checks } = JSON.parse(reply.body) as { checks: Array<{ detail: string }> };
+        return checks.every((c) => c.detail !== 'pending');
+      },
+      15_000,
+      'a result for every check',
+    );
+  }
+});
+after(async () => {
+  await service?.close();
+  await guarded?.close();
+  target.closeAllConnections();
+  target.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function svgBadge(path: string): Promise<{ reply: Reply; root: XmlElement }> {
+  const reply = await request(`${service.url}${path}`);
+  assert.equal(reply.status, 200, `${path}: ${reply.body}`);
+  assert.equal(reply.headers['content-type'], 'image/svg+xml; charset=utf-8');
+  assert.equal(reply.headers['cache-control'], 'no-cache');
+  return { reply, root: assertSafeSvg(reply.body) };
+}
+
+/** The label and message a badge shows (each text is drawn twice: shadow and text). */
+function shown(root: XmlElement): { label: string; message: string } {
+  const [label, , message] = texts(root);
+  return { label: label!, message: message! };
+}
+
+function fill(root: XmlElement): string | undefined {
+  const rects = [...walk(root)].filter((e) => e.name === 'rect' && e.attributes.has('x'));
+  return rects[0]?.attributes.get('fill');
+}
+
+test('/badge.svg shows the overall status, labelled with TITLE, as self-contained SVG', async () => {
+  const { root } = await svgBadge('/badge.svg');
+  assert.deepEqual(shown(root), { label: 'Shop <&> "main"', message: 'degraded' });
+  assert.equal(fill(root), '#fe7d37');
+  assert.equal(root.attributes.get('aria-label'), 'Shop <&> "main": degraded');
+  const head = await request(`${service.url}/badge.svg`, { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body, '');
+  assert.equal(head.headers['content-type'], 'image/svg+xml; charset=utf-8');
+});
+
+test('/badge/<check>.svg shows its state; a space, slash, dot or % in a name is percent-encoded', async () => {
+  const cases: Array<[string, string, string, string]> = [
+    ['/badge/web.svg', 'web', 'up', '#4c1'],
+    ['/badge/my%20api.svg', 'my api', 'down', '#e05d44'],
+    ['/badge/a%2Fb.svg', 'a/b', 'up', '#4c1'],
+    ['/badge/api.v2.svg', 'api.v2', 'up', '#4c1'],
+    [`/badge/${encodeURIComponent('100% <sure>')}.svg`, '100% <sure>', 'up', '#4c1'],
+  ];
+  for (const [path, label, message, color] of cases) {
+    const { root } = await svgBadge(path);
+    assert.deepEqual(shown(root), { label, message }, path);
+    assert.equal(fill(root), color, path);
+  }
+});
+
+test("/badge/<check>.json answers shields.io's endpoint schema", async () => {
+  for (const [path, expected] of [
+    ['/badge/web.json', { schemaVersion: 1, label: 'web', message: 'up', color: 'brightgreen' }],
+    ['/badge/my%20api.json', { schemaVersion: 1, label: 'my api', message: 'down', color: 'red' }],
+    ['/badge/api.v2.json?uptime=7d', { schemaVersion: 1, label: 'api.v2 7d', message: '100%', color: 'brightgreen' }],
+    ['/badge/web.json?label=Web%20shop', { schemaVersion: 1, label: 'Web shop', message: 'up', color: 'brightgreen' }],
+  ] as const) {
+    const reply = await request(`${service.url}${path}`);
+    assert.equal(reply.status, 200, path);
+    assert.equal(reply.headers['content-type'], 'application/json; charset=utf-8');
+    assert.equal(reply.headers['cache-control'], 'no-cache');
+    assert.deepEqual(JSON.parse(reply.body), expected, path);
+  }
+});
+
+test("?uptime=24h|7d|30d shows the check's uptime instead of its state", async () => {
+  for (const range of ['24h', '7d', '30d']) {
+    const up = shown((await svgBadge(`/badge/web.svg?uptime=${range}`)).root);
+    assert.deepEqual(up, { label: `web ${range}`, message: '100%' });
+    const { root } = await svgBadge(`/badge/my%20api.svg?uptime=${range}`);
+    assert.deepEqual(shown(root), { label: `my api ${range}`, message: '0%' });
+    assert.equal(fill(root), '#e05d44');
+  }
+  const labelled = shown((await svgBadge('/badge/web.svg?uptime=30d&label=month')).root);
+  assert.deepEqual(labelled, { label: 'month', message: '100%' });
+});
+
+test('a hostile ?label= stays text: the SVG parses, holds no script, and the JSON carries the same text', async () => {
+  const hostile = [
+    `</text><script>alert(1)</script>&"'`,
+    '<svg onload=alert(1)>',
+    ']]><!-- <?xml ?>',
+    '<image href="https://evil.example/x.png"/>',
+    'line\nbreak\u202eflipped\u0000nul',
+    'x'.repeat(300),
+  ];
+  for (const label of hostile) {
+    const query = `?label=${encodeURIComponent(label)}`;
+    for (const url of [`/badge.svg${query}`, `/badge/web.svg${query}`, `/badge/web.svg${query}&uptime=24h`]) {
+      const { reply, root } = await svgBadge(url);
+      assert.equal(shown(root).label, badgeText(label), url);
+      // As raw text too: every `<` of the label arrives escaped.
+      assert.doesNotMatch(reply.body, /<script|<image|<svg onload|<!--/i);
+    }
+    const json = JSON.parse((await request(`${service.url}/badge/web.json${query}`)).body) as { label: string };
+    assert.equal(json.label, badgeText(label));
+  }
+});
+
+test('an unknown check is 404, a bad uptime 400, other methods 405', async () => {
+  const cases: Array<[string, number]> = [
+    ['/badge/nope.svg', 404],
+    ['/badge/nope.json', 404],
+    ['/badge/web.png', 404],
+    ['/badge/web', 404],
+    ['/badge/.svg', 404],
+    ['/badge/%E0%A4%A.svg', 404],
+    ['/badge/a/b.svg', 200],
+    ['/badge/web.svg?uptime=1h', 400],
+    ['/badge/web.svg?uptime=', 400],
+    ['/badge/web.json?uptime=90d', 400],
+    ['/badge.svg?uptime=24h', 400],
+  ];
+  for (const [path, status] of cases) {
+    const reply = await request(`${service.url}${path}`);
+    assert.equal(reply.status, status, `${path}: ${reply.body}`);
+    if (status !== 200) assert.equal(typeof (JSON.parse(reply.body) as { error: unknown }).error, 'string', path);
+  }
+  const post = await request(`${service.url}/badge/web.svg`, { method: 'POST' });
+  assert.equal(post.status, 405);
+  assert.equal(post.headers.allow, 'GET, HEAD, OPTIONS');
+});
+
+test('with AUTH_TOKEN a badge needs the token, as /status does', async () => {
+  for (const path of ['/badge.svg', '/badge/web.svg', '/badge/web.json', '/badge/nope.svg']) {
+    const reply = await request(`${guarded.url}${path}`);
+    assert.equal(reply.status, 401, path);
+    assert.match(String(reply.headers['www-authenticate']), /^Bearer/);
+  }
+  assert.equal((await request(`${guarded.url}/badge/web.svg?token=${TOKEN}`)).status, 200);
+  const header = await request(`${guarded.url}/badge.svg`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  assert.equal(header.status, 200);
+  assertSafeSvg(header.body);
+});
