@@ -82,6 +82,15 @@ test('save writes the pieces and load reads them back, leaving no temporary file
   assert.deepEqual(lines, []);
 });
 
+test('pieces larger than the write buffer, in characters of 2 to 4 bytes, are written whole', async () => {
+  const store = StateStore.open(freshDir());
+  // Odd lengths, so that characters straddle every buffer boundary.
+  const pieces = ['"', 'é'.repeat(150_001), '😀'.repeat(70_001), 'x'.repeat(65_537), '€'.repeat(90_001), '"'];
+  await store.save('big.json', pieces);
+  assert.equal(readFileSync(join(store.dir, 'big.json'), 'utf8'), pieces.join(''));
+  assert.equal(store.load('big.json', logger().log), pieces.slice(1, -1).join(''));
+});
+
 test('a history saved and loaded through the store answers as before', async () => {
   const store = StateStore.open(freshDir());
   const history = new History();
