@@ -131,3 +131,25 @@ test('a stream pipelined behind an ordinary answer opens once that answer is don
     socket.destroy();
   }
 });
+
+test('a secret in a check URL (credentials or query values) appears nowhere: logs, /status, /events, /metrics', async () => {
+  const service = await startService({
+    CHECKS: 'cred=http://admin:Pa55word@127.0.0.1:1/x?apikey=QueryKeyLeak&env=prod',
+    STATUS_INTERVAL_MS: '200',
+    LOG_LEVEL: 'debug',
+  });
+  started.push(service);
+  const stream = await openStream(`${service.url}/events`);
+  try {
+    await stream.waitForEvents(2, 5000);
+    const status = (await request(`${service.url}/status`)).body;
+    const metrics = (await request(`${service.url}/metrics`)).body;
+    await waitFor(() => service.logs.some((l) => l.includes('"check down"')), 5000, 'the transition logged');
+    for (const [where, text] of [['logs', service.logs.join('\n')], ['/status', status], ['/events', stream.raw], ['/metrics', metrics]]) {
+      assert.doesNotMatch(text, /QueryKeyLeak|Pa55word|admin|prod/, where);
+    }
+    assert.equal(JSON.parse(status).checks[0].target, 'http://127.0.0.1:1/x?apikey=…&env=…');
+  } finally {
+    stream.close();
+  }
+});
