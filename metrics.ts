@@ -55,6 +55,10 @@ export function renderMetrics(sources: MetricsSources): string {
     [labels({ reason: 'full' }), hub.dropped.full],
     [labels({ reason: 'shutdown' }), hub.dropped.shutdown],
   ]);
+  family('sse_resumes_total', 'counter', 'Streams that resumed from a Last-Event-ID, by how: a replay, or a reset (replay over 1 MiB).', [
+    [labels({ result: 'replay' }), hub.replays], [labels({ result: 'reset' }), hub.resets],
+  ]);
+  family('sse_requests_queued_total', 'counter', 'Stream requests pipelined behind another answer on their connection.', [['', hub.queued]]);
   family('status_check_rounds_total', 'counter', 'Snapshots built since start (one per interval).', [['', sources.rounds]]);
   family('status_last_snapshot_timestamp_seconds', 'gauge', 'When the latest snapshot was built, since the Unix epoch.',
     sources.lastSnapshotMs === null ? [] : [['', sources.lastSnapshotMs / 1000]]);
