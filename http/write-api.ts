@@ -54,7 +54,8 @@ export function createWriteRoutes(parts: WriteParts): Record<string, Route> {
         if (typeof fields.msg !== 'string' || fields.msg.length > MAX_PUSH_MSG_CHARS) {
           throw new BodyError(400, `msg must be a string of at most ${MAX_PUSH_MSG_CHARS} characters`);
         }
-        msg = fields.msg;
+        // A blank msg (a script's empty variable) is no msg: a down check never shows an empty reason.
+        msg = fields.msg.trim() === '' ? null : fields.msg;
       }
     }
     state.pushes.record(name, { status, msg }, Date.now());
