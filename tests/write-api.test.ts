@@ -875,6 +875,13 @@ describe('a push check fed by a cron-like pusher', { timeout: 120_000 }, () => {
     assert.equal((await push({ status: 'up', msg: null })).status, 204);
     pushes++;
     assert.equal((await check()).state, 'up');
+    // A blank msg (an empty shell variable) is no msg: the reason is never empty.
+    assert.equal((await push({ status: 'down', msg: ' ' })).status, 204);
+    pushes++;
+    assert.deepEqual((({ state, reason }) => ({ state, reason }))(await check()), {
+      state: 'down',
+      reason: 'the last push said down',
+    });
 
     const metrics = (await call(svc.url, 'GET', '/metrics')).body;
     assert.equal(counter(metrics, 'status_push_total{check="nightly-backup"}'), pushes);
