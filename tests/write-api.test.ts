@@ -536,6 +536,22 @@ describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeo
     }
   });
 
+  test('a push needs no body: none, an empty one or an empty chunked one is an up push', async () => {
+    const head = (framing: string, type = 'Content-Type: application/json\r\n'): string =>
+      `POST /push/db%20backup HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${PUBLISH_TOKEN}\r\n` +
+      `${type}${framing}\r\n`;
+    const before = counter(await metrics(), 'status_push_total{check="db backup"}');
+    assert.equal((await rawExchange(svc.port, head('', ''))).status, 204);
+    assert.equal((await rawExchange(svc.port, head('Content-Length: 0\r\n', ''))).status, 204);
+    assert.equal((await rawExchange(svc.port, head('Content-Length: 0\r\n'))).status, 204);
+    assert.equal(
+      (await rawExchange(svc.port, head('Transfer-Encoding: chunked\r\n'), [Buffer.from('0\r\n\r\n')])).status,
+      204,
+    );
+    assert.equal((await rawExchange(svc.port, head('Content-Length: 2\r\n'), [Buffer.from('{}')])).status, 204);
+    assert.equal(counter(await metrics(), 'status_push_total{check="db backup"}') - before, 5);
+  });
+
   test('a push to an unknown check or to a check that is not a push check is a 404', async () => {
     for (const path of [
       '/push/nope',
