@@ -140,14 +140,13 @@ interface Tally {
 }
 
 /**
- * A ring of `size` buckets of `resolutionMs` each, keyed by bucket index (floor(time / resolution)).
+ * A ring of `size` buckets of one minute or one hour, keyed by bucket index (floor(time / bucket length)).
  * It holds the indices (head - size, head]; a write past head clears the buckets it skips, and a
  * write before head (the clock stepped back) clears the buckets newer than it, so the ring is always
  * one contiguous stretch of the past and nothing from a wrong clock is merged into later buckets.
  */
 class Ring {
   readonly size: number;
-  readonly resolutionMs: number;
   head = -1;
   readonly up: Uint32Array;
   readonly degraded: Uint32Array;
@@ -166,9 +165,8 @@ class Ring {
   readonly cacheRuns: Float64Array;
   readonly cacheOk: Float64Array;
 
-  constructor(size: number, resolutionMs: number, spans: readonly number[]) {
+  constructor(size: number, spans: readonly number[]) {
     this.size = size;
-    this.resolutionMs = resolutionMs;
     this.up = new Uint32Array(size);
     this.degraded = new Uint32Array(size);
     this.down = new Uint32Array(size);
@@ -382,8 +380,8 @@ function percent(ok: number, runs: number): number | null {
 
 /** One check's buckets and latest results. */
 class CheckHistory {
-  readonly minutes = new Ring(MINUTE_BUCKETS, MINUTE_MS, [MINUTE_BUCKETS]);
-  readonly hours = new Ring(HOUR_BUCKETS, HOUR_MS, [7 * 24, 30 * 24]);
+  readonly minutes = new Ring(MINUTE_BUCKETS, [MINUTE_BUCKETS]);
+  readonly hours = new Ring(HOUR_BUCKETS, [7 * 24, 30 * 24]);
   readonly recentAtMs = new Float64Array(RECENT_RESULTS);
   readonly recentState = new Uint8Array(RECENT_RESULTS);
   /** NaN for a run without a latency. */
