@@ -88,6 +88,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
   // Maintenance: transitions are still recorded and streamed, but nobody is paged.
   const alerter = new Alerter({ targets: monitor.alerts, log, suppressed: () => state.announcement?.maintenance === true });
   const service = { hostname: hostname(), version, title: config.title };
+  // History of checks no longer configured is dropped, as a reload drops a removed check's.
+  for (const name of state.history.names()) if (!monitor.checks.some((c) => c.name === name)) state.history.forget(name);
   const poller = new StatusPoller({
     checks: monitor.checks,
     intervalMs: config.intervalMs,
