@@ -14,6 +14,7 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { encodeChunk } from '../sse.ts';
 
 const PORT = Number(process.env.PORT ?? 0);
@@ -58,14 +59,6 @@ function snapshot(): string {
   });
 }
 
-setInterval(() => {
-  rounds++;
-  const frame = chunk(`id: ${BOOT_ID}-${rounds}\ndata: ${snapshot()}\n\n`);
-  latestChunk = frame;
-  for (const socket of streams) socket.write(frame);
-  eventsSent += streams.size;
-}, INTERVAL_MS);
-
 function onRequest(socket: net.Socket, head: string): void {
   const path = (head.slice(0, head.indexOf('\r\n')).split(' ')[1] ?? '/').split('?')[0];
   if (path === '/events') {
@@ -87,34 +80,48 @@ function onRequest(socket: net.Socket, head: string): void {
   }
 }
 
-const server = net.createServer((socket) => {
-  socket.setNoDelay(true);
-  socket.on('error', () => socket.destroy());
-  let head = '';
-  const onData = (data: Buffer): void => {
-    head += data.toString('latin1');
-    if (head.includes('\r\n\r\n')) {
-      socket.off('data', onData);
-      // Keep reading, so that the client's FIN is seen and the socket closes.
-      socket.on('data', () => {});
-      onRequest(socket, head);
-    } else if (head.length > MAX_HEAD_BYTES) {
-      socket.destroy();
-    }
+/** Starts the broadcast timer and the server; only when this file is the program. */
+function main(): void {
+  setInterval(() => {
+    rounds++;
+    const frame = chunk(`id: ${BOOT_ID}-${rounds}\ndata: ${snapshot()}\n\n`);
+    latestChunk = frame;
+    for (const socket of streams) socket.write(frame);
+    eventsSent += streams.size;
+  }, INTERVAL_MS);
+
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    let head = '';
+    const onData = (data: Buffer): void => {
+      head += data.toString('latin1');
+      if (head.includes('\r\n\r\n')) {
+        socket.off('data', onData);
+        // Keep reading, so that the client's FIN is seen and the socket closes.
+        socket.on('data', () => {});
+        onRequest(socket, head);
+      } else if (head.length > MAX_HEAD_BYTES) {
+        socket.destroy();
+      }
+    };
+    socket.on('data', onData);
+  });
+
+  // The same backlog as status-stream's: the floor is about writing, not about accepting.
+  server.listen({ port: PORT, host: HOST, backlog: 4096 }, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : PORT;
+    process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'floor server listening', port })}\n`);
+  });
+
+  const stop = (): void => {
+    // process.exit() lets --cpu-prof write its profile; the streams just drop.
+    process.exit(0);
   };
-  socket.on('data', onData);
-});
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
 
-// The same backlog as status-stream's: the floor is about writing, not about accepting.
-server.listen({ port: PORT, host: HOST, backlog: 4096 }, () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : PORT;
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'floor server listening', port })}\n`);
-});
-
-const stop = (): void => {
-  // process.exit() lets --cpu-prof write its profile; the streams just drop.
-  process.exit(0);
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) main();

@@ -12,6 +12,7 @@ import type { ServerResponse } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 
 const PORT = Number(process.env.PORT ?? 0);
 const HOST = process.env.HOST ?? '127.0.0.1';
@@ -21,7 +22,6 @@ const BOOT_ID = randomBytes(4).toString('hex');
 const VERSION = '0.0.0-naive';
 
 const loopDelay = monitorEventLoopDelay({ resolution: 20 });
-loopDelay.enable();
 
 let clients = 0;
 let checks = 0;
@@ -75,35 +75,42 @@ function stream(res: ServerResponse): void {
   });
 }
 
-const server = createServer((req, res) => {
-  const path = (req.url ?? '/').split('?')[0];
-  if (path === '/events') {
-    stream(res);
-  } else if (path === '/healthz') {
-    res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
-  } else if (path === '/metrics') {
-    // The same family names as status-stream's /metrics, so the bench reads both alike;
-    // here every per-client check counts as a round, which is the point of the baseline.
-    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }).end(
-      `# HELP sse_clients Open streams.\n# TYPE sse_clients gauge\nsse_clients ${clients}\n` +
-        `# HELP status_check_rounds_total Check rounds run.\n# TYPE status_check_rounds_total counter\nstatus_check_rounds_total ${checks}\n` +
-        `# HELP sse_events_sent_total Events written.\n# TYPE sse_events_sent_total counter\nsse_events_sent_total ${eventsSent}\n`,
-    );
-  } else {
-    res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"not found"}');
-  }
-});
+/** Starts the server; only when this file is the program. */
+function main(): void {
+  loopDelay.enable();
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/events') {
+      stream(res);
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"ok":true}');
+    } else if (path === '/metrics') {
+      // The same family names as status-stream's /metrics, so the bench reads both alike;
+      // here every per-client check counts as a round, which is the point of the baseline.
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }).end(
+        `# HELP sse_clients Open streams.\n# TYPE sse_clients gauge\nsse_clients ${clients}\n` +
+          `# HELP status_check_rounds_total Check rounds run.\n# TYPE status_check_rounds_total counter\nstatus_check_rounds_total ${checks}\n` +
+          `# HELP sse_events_sent_total Events written.\n# TYPE sse_events_sent_total counter\nsse_events_sent_total ${eventsSent}\n`,
+      );
+    } else {
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"not found"}');
+    }
+  });
 
-// Default backlog (511): part of the naive shape.
-server.listen(PORT, HOST, () => {
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : PORT;
-  process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'naive server listening', port })}\n`);
-});
+  // Default backlog (511): part of the naive shape.
+  server.listen(PORT, HOST, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : PORT;
+    process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), msg: 'naive server listening', port })}\n`);
+  });
 
-const stop = (): void => {
-  // process.exit() lets --cpu-prof write its profile; the streams just drop.
-  process.exit(0);
-};
-process.once('SIGTERM', stop);
-process.once('SIGINT', stop);
+  const stop = (): void => {
+    // process.exit() lets --cpu-prof write its profile; the streams just drop.
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) main();
