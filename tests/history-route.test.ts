@@ -67,8 +67,21 @@ test('GET /history counts every run the target answered, and uptime is the share
     await waitFor(() => counted >= HEALTHY_RUNS + 5, 15_000, 'five runs after the healthy ones');
     // No more runs: the one under way still lands, then the counts hold still.
     service.poller.stop();
-    await waitFor(() => open === 0, 5000, 'the last run answered');
-    await sleep(200);
+    const recorded = (): number => {
+      const stats = service.poller.checkStats.get('web');
+      return (stats?.ok ?? 0) + (stats?.fail ?? 0);
+    };
+    let seen = -1;
+    await waitFor(
+      async () => {
+        const still = open === 0 && recorded() === counted && counted === seen;
+        seen = counted;
+        await sleep(300);
+        return still;
+      },
+      10_000,
+      'every answered run recorded, and no more runs',
+    );
     const runs = counted;
     const uptime = Math.floor((HEALTHY_RUNS * 10_000) / runs) / 100;
     for (const query of ['?range=1h&buckets=7', '', '?range=7d&buckets=500', '?range=90d&buckets=1&check=web']) {
