@@ -59,7 +59,8 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const version = options.version ?? readVersion();
   const page = preparePage(options.page ?? readFileSync(new URL('./page.html', import.meta.url), 'utf8'));
   const loaded = loadMonitorConfig(config);
-  if (loaded.problems.length > 0) throw new ConfigError(loaded.problems);
+  // Every problem at once: a bad STATE_DIR is listed beside the file's, as --check-config lists them.
+  if (loaded.problems.length > 0) throw new ConfigError([...loaded.problems, ...stateDirProblems(config)]);
   let monitor = loaded.monitor;
   let state: ServiceState;
   try {
@@ -266,15 +267,18 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 
 /** Every problem of CONFIG_FILE and STATE_DIR, as start-up would find them (like `nginx -t`). */
 function checkConfig(config: Config): string[] {
-  const problems = loadMonitorConfig(config).problems;
-  if (config.stateDir !== null) {
-    try {
-      StateStore.open(config.stateDir);
-    } catch (err) {
-      problems.push(`config: ${(err as Error).message}`);
-    }
+  return [...loadMonitorConfig(config).problems, ...stateDirProblems(config)];
+}
+
+/** Whether STATE_DIR can be made and written (it is created if missing); nothing is read from it. */
+function stateDirProblems(config: Config): string[] {
+  if (config.stateDir === null) return [];
+  try {
+    StateStore.open(config.stateDir);
+    return [];
+  } catch (err) {
+    return [`config: ${(err as Error).message}`];
   }
-  return problems;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

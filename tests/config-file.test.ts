@@ -546,7 +546,13 @@ test('a bad CONFIG_FILE at start-up exits 2 with every problem, before listening
   assert.ok(!result.stdout.includes('"msg":"listening"'), result.stdout);
   assertEveryProblem(result.stderr);
 
-  const missing = await runToExit({ CONFIG_FILE: join(tempDir(), 'nowhere.json') });
+  // A STATE_DIR that cannot be made is listed beside the file's problems, not after a second try.
+  const dir = tempDir();
+  writeFileSync(join(dir, 'a-file'), 'x');
+  const missing = await runToExit({ CONFIG_FILE: join(dir, 'nowhere.json'), STATE_DIR: join(dir, 'a-file', 'state') });
   assert.equal(missing.code, 2);
-  assert.match(missing.stderr, /^config: CONFIG_FILE .*nowhere\.json: cannot be read \(ENOENT\)\n$/);
+  const lines = missing.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 2, missing.stderr);
+  assert.match(lines[0], /^config: CONFIG_FILE .*nowhere\.json: cannot be read \(ENOENT\)$/);
+  assert.match(lines[1], /^config: STATE_DIR ".*a-file\/state" cannot be used: could not create it: ENOTDIR/);
 });
