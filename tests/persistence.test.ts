@@ -292,6 +292,28 @@ test('a truncated, garbage or malformed history.json is set aside and logged; th
   }
 });
 
+test('a corrupt pushes.json or announcement.json is set aside on its own; the history still loads', async () => {
+  const saved = await savedHistory();
+  const dir = stateWith(saved);
+  writeFileSync(join(dir, 'pushes.json'), '{"cron": {"status": "sideways"}}');
+  writeFileSync(join(dir, 'announcement.json'), '{"text": 1}');
+  code = 200;
+  const service = await startInProcess(env(dir));
+  try {
+    const errors = service.logs.filter((l) => l.level === 50).map((l) => l.file);
+    assert.deepEqual(errors.sort(), ['announcement.json', 'pushes.json']);
+    assert.deepEqual(
+      asideFiles(dir)
+        .map((f) => f.split('.corrupt-')[0])
+        .sort(),
+      ['announcement.json', 'pushes.json'],
+    );
+    assert.ok((await remembered(service.url)).transitions.length >= 2, 'the saved transitions are back');
+  } finally {
+    await service.close();
+  }
+});
+
 test('a STATE_DIR that cannot be created stops start-up with exit 2 and a line naming STATE_DIR', async () => {
   const dir = tempDir();
   writeFileSync(join(dir, 'a-file'), 'x');
