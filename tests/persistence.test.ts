@@ -165,8 +165,11 @@ test('history, transitions, pushes, announcement survive SIGTERM; a kill -9 keep
     assert.deepEqual(now.transitions.slice(0, transitionsBefore.length), transitionsBefore);
     const status = JSON.parse((await request(`${second.url}/status`)).body) as {
       announcement: { text: string; level: string } | null;
-      checks: Array<{ name: string; state: string; reason: string | null }>;
+      checks: Array<{ name: string; state: string; reason: string | null; uptime: { '24h': number | null } }>;
     };
+    // Snapshots' uptime counts the runs from before the restart.
+    const uptime = status.checks.find((c) => c.name === 'web')?.uptime['24h'] ?? 0;
+    assert.ok(uptime > 0 && uptime < 100, `web's 24h uptime ${uptime}`);
     assert.equal(status.announcement?.text, 'Database upgrade tonight');
     assert.equal(status.announcement?.level, 'warning');
     const cron = status.checks.find((c) => c.name === 'cron');
