@@ -15,6 +15,7 @@
 // Diagnostics go to stderr.
 
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { intFlag } from './flags.ts';
 import { ResponseParser, SseParser, type SseEvent } from './sse-parser.ts';
@@ -29,37 +30,64 @@ const FULL_PARSE_EVERY = 100;
 const TIME_FIELD = '"time":"';
 const ISO_TIME_LENGTH = 24; // 2026-11-25T01:23:45.678Z
 
-const { values: flags } = parseArgs({
-  options: {
-    port: { type: 'string' },
-    clients: { type: 'string', default: '10000' },
-    interval: { type: 'string', default: '1000' },
-    seconds: { type: 'string', default: '20' },
-    concurrency: { type: 'string', default: '2000' },
-    rounds: { type: 'string', default: 'shared' },
-    'connect-timeout': { type: 'string', default: '30000' },
-    settle: { type: 'string', default: '2000' },
-    'browser-headers': { type: 'boolean', default: false },
-  },
-  strict: true,
-});
-
-const PORT = intFlag('loadgen', 'port', flags.port, 1, 65535);
-const CLIENTS = intFlag('loadgen', 'clients', flags.clients, 1, MAX_CLIENTS);
-const INTERVAL_MS = intFlag('loadgen', 'interval', flags.interval, 100, 3_600_000);
-const WINDOW_MS = intFlag('loadgen', 'seconds', flags.seconds, 1, 3600) * 1000;
-const CONCURRENCY = intFlag('loadgen', 'concurrency', flags.concurrency, 1, MAX_CLIENTS);
-const CONNECT_TIMEOUT_MS = intFlag('loadgen', 'connect-timeout', flags['connect-timeout'], 1000, 600_000);
-const SETTLE_MS = intFlag('loadgen', 'settle', flags.settle, 0, 60_000);
-if (flags.rounds !== 'shared' && flags.rounds !== 'per-client') {
-  process.stderr.write(`loadgen: --rounds must be shared or per-client, got ${JSON.stringify(flags.rounds)}\n`);
-  process.exit(2);
+/** The load generator's settings, from its command line (see bench/server-run.ts). */
+interface Settings {
+  port: number;
+  clients: number;
+  intervalMs: number;
+  windowMs: number;
+  concurrency: number;
+  connectTimeoutMs: number;
+  settleMs: number;
+  /** shared: one round per interval for all streams (status-stream); per-client: a timer per stream (naive). */
+  sharedRounds: boolean;
+  /** After the window, wait at most this long for every stream's next event. */
+  graceMs: number;
+  hardDeadlineMs: number;
+  request: Buffer;
 }
-/** shared: one round per interval for all streams (status-stream); per-client: each stream has its own timer (naive). */
-const SHARED_ROUNDS = flags.rounds === 'shared';
-/** After the window, wait at most this long for every stream's next event. */
-const GRACE_MS = INTERVAL_MS + 5000;
-const HARD_DEADLINE_MS = CONNECT_TIMEOUT_MS + SETTLE_MS + 2 * INTERVAL_MS + WINDOW_MS + GRACE_MS + 15_000;
+
+/** The command line, checked: a bad value is one line on stderr and exit code 2. */
+function parseSettings(argv: string[]): Settings {
+  const { values: flags } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      clients: { type: 'string', default: '10000' },
+      interval: { type: 'string', default: '1000' },
+      seconds: { type: 'string', default: '20' },
+      concurrency: { type: 'string', default: '2000' },
+      rounds: { type: 'string', default: 'shared' },
+      'connect-timeout': { type: 'string', default: '30000' },
+      settle: { type: 'string', default: '2000' },
+      'browser-headers': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const port = intFlag('loadgen', 'port', flags.port, 1, 65535);
+  const intervalMs = intFlag('loadgen', 'interval', flags.interval, 100, 3_600_000);
+  const windowMs = intFlag('loadgen', 'seconds', flags.seconds, 1, 3600) * 1000;
+  const connectTimeoutMs = intFlag('loadgen', 'connect-timeout', flags['connect-timeout'], 1000, 600_000);
+  const settleMs = intFlag('loadgen', 'settle', flags.settle, 0, 60_000);
+  if (flags.rounds !== 'shared' && flags.rounds !== 'per-client') {
+    process.stderr.write(`loadgen: --rounds must be shared or per-client, got ${JSON.stringify(flags.rounds)}\n`);
+    process.exit(2);
+  }
+  const graceMs = intervalMs + 5000;
+  return {
+    port,
+    clients: intFlag('loadgen', 'clients', flags.clients, 1, MAX_CLIENTS),
+    intervalMs,
+    windowMs,
+    concurrency: intFlag('loadgen', 'concurrency', flags.concurrency, 1, MAX_CLIENTS),
+    connectTimeoutMs,
+    settleMs,
+    sharedRounds: flags.rounds === 'shared',
+    graceMs,
+    hardDeadlineMs: connectTimeoutMs + settleMs + 2 * intervalMs + windowMs + graceMs + 15_000,
+    request: eventSourceRequest(port, flags['browser-headers']),
+  };
+}
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -68,27 +96,29 @@ function emit(message: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(message)}\n`);
 }
 
-const hardDeadline = setTimeout(() => {
-  process.stderr.write(`loadgen: hard deadline of ${HARD_DEADLINE_MS} ms passed; exiting\n`);
-  emit({ type: 'error', error: 'hard deadline passed' });
-  process.exit(1);
-}, HARD_DEADLINE_MS);
-process.once('SIGTERM', () => process.exit(1));
-process.once('SIGINT', () => process.exit(1));
+/**
+ * The request an EventSource sends, reduced to what HTTP/1.1 needs; with browserHeaders,
+ * the headers Chrome sends with it too (the server keeps a request's headers for as long
+ * as its stream is open, so they count in memory per stream).
+ */
+function eventSourceRequest(port: number, browserHeaders: boolean): Buffer {
+  const browser =
+    'Connection: keep-alive\r\n' +
+    'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ' +
+    'Chrome/131.0.0.0 Safari/537.36\r\n' +
+    'Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n' +
+    `Referer: http://${HOST}:${port}/\r\n` +
+    'Sec-Fetch-Dest: empty\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Site: same-origin\r\n' +
+    'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"\r\nsec-ch-ua-mobile: ?0\r\nsec-ch-ua-platform: "Linux"\r\n';
+  return Buffer.from(
+    `GET /events HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n` +
+      `${browserHeaders ? browser : ''}\r\n`,
+  );
+}
 
-// The request an EventSource sends, reduced to what HTTP/1.1 needs; with
-// --browser-headers, the headers Chrome sends with it too (the server keeps a request's
-// headers for as long as its stream is open, so they count in memory per stream).
-const BROWSER_HEADERS =
-  'Connection: keep-alive\r\n' +
-  'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n' +
-  'Accept-Encoding: gzip, deflate, br, zstd\r\nAccept-Language: en-US,en;q=0.9\r\n' +
-  `Referer: http://${HOST}:${PORT}/\r\nSec-Fetch-Dest: empty\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Site: same-origin\r\n` +
-  'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"\r\nsec-ch-ua-mobile: ?0\r\nsec-ch-ua-platform: "Linux"\r\n';
-const REQUEST = Buffer.from(
-  `GET /events HTTP/1.1\r\nHost: ${HOST}:${PORT}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n` +
-    `${flags['browser-headers'] ? BROWSER_HEADERS : ''}\r\n`,
-);
+/** Set by main() before anything else runs. */
+let o!: Settings;
+let hardDeadline: NodeJS.Timeout | null = null;
 
 interface Client {
   socket: net.Socket | null;
@@ -133,8 +163,8 @@ let newestSnapshotTime = 0;
 let arrival = 0;
 
 // Latencies of the events in the window; bounded, preallocated.
-const latencyCapacity = CLIENTS * (Math.ceil(WINDOW_MS / INTERVAL_MS) + 2);
-const latencies = new Float64Array(latencyCapacity);
+let latencyCapacity = 0;
+let latencies = new Float64Array(0);
 let latencyCount = 0;
 let latencyOverflow = 0;
 /** Shared rounds: sequence number -> how many streams got it in the window. */
@@ -180,7 +210,7 @@ function onEvent(client: Client, event: SseEvent): void {
     client.firstEventAt = arrival;
     firstEvents++;
     finishedConnecting++;
-    if (phase === 'connect' && finishedConnecting === CLIENTS) connectPhaseDone();
+    if (phase === 'connect' && finishedConnecting === o.clients) connectPhaseDone();
   }
   client.lastEventId = event.lastEventId;
   client.lastSnapshotTime = time;
@@ -191,7 +221,7 @@ function onEvent(client: Client, event: SseEvent): void {
     client.windowEvents++;
     if (seq < client.windowMinSeq) client.windowMinSeq = seq;
     if (seq > client.windowMaxSeq) client.windowMaxSeq = seq;
-    if (SHARED_ROUNDS) roundDeliveries.set(seq, (roundDeliveries.get(seq) ?? 0) + 1);
+    if (o.sharedRounds) roundDeliveries.set(seq, (roundDeliveries.get(seq) ?? 0) + 1);
     if (latencyCount < latencyCapacity) latencies[latencyCount++] = arrival - time;
     else latencyOverflow++;
   }
@@ -206,7 +236,7 @@ function fail(client: Client, key: string): void {
   if (client.firstEventAt === 0) {
     countError(key);
     finishedConnecting++;
-    if (phase === 'connect' && finishedConnecting === CLIENTS) connectPhaseDone();
+    if (phase === 'connect' && finishedConnecting === o.clients) connectPhaseDone();
   } else {
     countError(`after first event: ${key}`);
     if (phase === 'window') closedDuringWindow++;
@@ -261,7 +291,7 @@ function open(): void {
   // timestamps of the streams read after it. The parsers copy what they keep.
   const socket = net.connect({
     host: HOST,
-    port: PORT,
+    port: o.port,
     onread: {
       buffer: READ_BUFFER,
       callback: (nread: number, buf: Uint8Array): boolean => {
@@ -281,7 +311,7 @@ function open(): void {
   socket.setNoDelay(true);
   socket.on('connect', () => {
     client.connectedAt = now();
-    socket.write(REQUEST);
+    socket.write(o.request);
   });
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (phase === 'leaving') return;
@@ -302,7 +332,7 @@ function launchMore(): void {
   launchScheduled = true;
   setImmediate(() => {
     launchScheduled = false;
-    while (launched < CLIENTS && inFlight < CONCURRENCY && phase === 'connect') {
+    while (launched < o.clients && inFlight < o.concurrency && phase === 'connect') {
       launched++;
       open();
     }
@@ -317,7 +347,13 @@ function percentile(sorted: Float64Array, p: number): number {
 
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-const connectStart = now();
+/** p50, p99 and max of sorted milliseconds, to the microsecond. */
+function spread(sorted: Float64Array): { p50: number; p99: number; max: number } {
+  const at = (p: number): number => round3(percentile(sorted, p));
+  return { p50: at(50), p99: at(99), max: at(100) };
+}
+
+let connectStart = 0;
 let connectDeadline: NodeJS.Timeout | null = null;
 let lastFirstEventAt = 0;
 
@@ -344,19 +380,19 @@ function connectPhaseDone(): void {
   setups.sort();
   tcps.sort();
   connectSummary = {
-    clients: CLIENTS,
-    concurrency: CONCURRENCY,
+    clients: o.clients,
+    concurrency: o.concurrency,
     withFirstEvent: firstEvents,
     failed: { ...errors },
     statusCodes: { ...statusCodes },
     allFirstEventsMs: round3(lastFirstEventAt - connectStart),
-    firstEventMs: { p50: round3(percentile(firsts, 50)), p99: round3(percentile(firsts, 99)), max: round3(percentile(firsts, 100)) },
-    tcpConnectMs: { p50: round3(percentile(tcps, 50)), p99: round3(percentile(tcps, 99)), max: round3(percentile(tcps, 100)) },
-    responseHeadMs: { p50: round3(percentile(setups, 50)), p99: round3(percentile(setups, 99)), max: round3(percentile(setups, 100)) },
+    firstEventMs: spread(firsts),
+    tcpConnectMs: spread(tcps),
+    responseHeadMs: spread(setups),
   };
   emit({ type: 'ready', t: now(), ...connectSummary });
   for (const p of parsers) heartbeatsBefore += p.comments;
-  setTimeout(openWindow, SETTLE_MS);
+  setTimeout(openWindow, o.settleMs);
 }
 
 let connectSummary: Record<string, unknown> = {};
@@ -366,16 +402,16 @@ function openWindow(): void {
   // With shared rounds, the window opens half an interval after a round, so that no
   // round's work straddles a window edge; per-client timers have no common phase.
   let start = now();
-  if (SHARED_ROUNDS && newestSnapshotTime > 0) {
-    let aligned = newestSnapshotTime + INTERVAL_MS / 2;
-    while (aligned < start) aligned += INTERVAL_MS;
+  if (o.sharedRounds && newestSnapshotTime > 0) {
+    let aligned = newestSnapshotTime + o.intervalMs / 2;
+    while (aligned < start) aligned += o.intervalMs;
     start = aligned;
   }
   setTimeout(
     () => {
       phase = 'window';
       windowStart = start;
-      windowEnd = start + WINDOW_MS;
+      windowEnd = start + o.windowMs;
       aliveAtWindowStart = clients.filter((c) => !c.closed && c.firstEventAt > 0).length;
       cpuAtWindowStart = process.cpuUsage();
       eventsAtWindowStart = eventsTotal;
@@ -398,7 +434,7 @@ function closeWindow(): void {
   emit({ type: 'window-end', t: now(), windowEnd });
   // Every in-window event reached a stream before that stream's first later event (TCP
   // keeps order), so wait for each stream's next event, or the grace period.
-  drainTimer = setTimeout(finish, GRACE_MS);
+  drainTimer = setTimeout(finish, o.graceMs);
   maybeDrained();
 }
 
@@ -415,7 +451,7 @@ function finish(): void {
   finished = true;
   if (drainTimer) clearTimeout(drainTimer);
   const drainedAt = now();
-  const perClientExpected = Math.floor(WINDOW_MS / INTERVAL_MS);
+  const perClientExpected = Math.floor(o.windowMs / o.intervalMs);
   let delivered = 0;
   let gaps = 0;
   let starved = 0;
@@ -431,7 +467,7 @@ function finish(): void {
   // Expected: one event per interval per stream that was open when the window opened.
   const expected = aliveAtWindowStart * perClientExpected;
   // Lost: events the server produced in the window that some open stream never got.
-  const lost = SHARED_ROUNDS ? Math.max(0, aliveAtWindowStart * rounds - delivered) : gaps;
+  const lost = o.sharedRounds ? Math.max(0, aliveAtWindowStart * rounds - delivered) : gaps;
   const sorted = latencies.slice(0, latencyCount).sort();
   let sum = 0;
   for (let i = 0; i < sorted.length; i++) sum += sorted[i] as number;
@@ -441,14 +477,14 @@ function finish(): void {
   const result = {
     type: 'result',
     connect: connectSummary,
-    window: { start: windowStart, end: windowEnd, ms: WINDOW_MS, drainMs: round3(drainedAt - windowEnd) },
+    window: { start: windowStart, end: windowEnd, ms: o.windowMs, drainMs: round3(drainedAt - windowEnd) },
     aliveAtWindowStart,
     aliveAtEnd: alive,
     closedDuringWindow,
     delivered,
     expected,
     lost,
-    roundsSeen: SHARED_ROUNDS ? rounds : null,
+    roundsSeen: o.sharedRounds ? rounds : null,
     starvedClients: starved,
     latencyMs: {
       count: sorted.length,
@@ -465,30 +501,51 @@ function finish(): void {
     doneEvents,
     heartbeatsInWindowAndAfter: heartbeats,
     bytesReceived,
-    loadgen: { cpuMs: Math.round((cpu.user + cpu.system) / 1000), windowCpuUsPerEvent: round3(windowCpuUsPerEvent), rssBytes: process.memoryUsage.rss() },
+    loadgen: {
+      cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+      windowCpuUsPerEvent: round3(windowCpuUsPerEvent),
+      rssBytes: process.memoryUsage.rss(),
+    },
   };
   phase = 'leaving';
   emit({ type: 'leaving', t: now() });
   for (const c of clients) c.socket?.destroy();
   emit(result);
-  clearTimeout(hardDeadline);
+  if (hardDeadline) clearTimeout(hardDeadline);
   // Let the destroys reach the kernel, then go.
   setTimeout(() => process.exit(0), 50);
 }
 
-connectDeadline = setTimeout(() => {
-  // Give up on streams that have no first event yet; measure with the rest.
-  process.stderr.write(`loadgen: connect deadline: ${firstEvents}/${CLIENTS} have their first event\n`);
-  phase = 'settle'; // stops launching
-  for (const c of clients) {
-    if (c.firstEventAt === 0 && !c.closed) {
-      countError('no first event by deadline');
-      c.closed = true;
-      c.socket?.destroy();
+/** Opens the streams and runs the phases; only when this file is the program. */
+function main(): void {
+  o = parseSettings(process.argv.slice(2));
+  latencyCapacity = o.clients * (Math.ceil(o.windowMs / o.intervalMs) + 2);
+  latencies = new Float64Array(latencyCapacity);
+  hardDeadline = setTimeout(() => {
+    process.stderr.write(`loadgen: hard deadline of ${o.hardDeadlineMs} ms passed; exiting\n`);
+    emit({ type: 'error', error: 'hard deadline passed' });
+    process.exit(1);
+  }, o.hardDeadlineMs);
+  process.once('SIGTERM', () => process.exit(1));
+  process.once('SIGINT', () => process.exit(1));
+  connectStart = now();
+  connectDeadline = setTimeout(() => {
+    // Give up on streams that have no first event yet; measure with the rest.
+    process.stderr.write(`loadgen: connect deadline: ${firstEvents}/${o.clients} have their first event\n`);
+    phase = 'settle'; // stops launching
+    for (const c of clients) {
+      if (c.firstEventAt === 0 && !c.closed) {
+        countError('no first event by deadline');
+        c.closed = true;
+        c.socket?.destroy();
+      }
     }
-  }
-  if (launched < CLIENTS) errors['never launched'] = CLIENTS - launched;
-  connectPhaseDone();
-}, CONNECT_TIMEOUT_MS);
+    if (launched < o.clients) errors['never launched'] = o.clients - launched;
+    connectPhaseDone();
+  }, o.connectTimeoutMs);
 
-launchMore();
+  launchMore();
+}
+
+const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
+if (isMain) main();
