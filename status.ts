@@ -213,6 +213,8 @@ class Tracker {
   streak = 0;
   latest: Outcome | null = null;
   running = false;
+  /** performance.now() when the latest run started. */
+  startedMs = 0;
   timer: NodeJS.Timeout | null = null;
   removed = false;
   readonly stats: CheckStats = { ok: 0, fail: 0, last: null };
@@ -292,8 +294,15 @@ export class StatusPoller {
     const next = new Map<string, Tracker>();
     for (const def of defs) {
       const tracker = this.#trackers.get(def.name) ?? new Tracker(def);
+      const newInterval = tracker.timer !== null && tracker.def.intervalMs !== def.intervalMs;
       tracker.def = def;
       next.set(def.name, tracker);
+      // A new interval counts from the latest start: a shortened one is not waited out at its old length.
+      if (newInterval) {
+        this.#cancel(tracker);
+        const delayMs = Math.max(0, tracker.startedMs + def.intervalMs - performance.now());
+        tracker.timer = setTimeout(() => void this.#run(tracker), delayMs);
+      }
     }
     for (const [name, tracker] of this.#trackers) {
       if (next.has(name)) continue;
@@ -334,6 +343,7 @@ export class StatusPoller {
     this.#cancel(tracker);
     tracker.running = true;
     const startMs = performance.now();
+    tracker.startedMs = startMs;
     let outcome: Outcome;
     try {
       outcome = await runCheck(tracker.def, this.#options.context);

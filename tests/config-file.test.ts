@@ -312,6 +312,21 @@ test('a rewritten file is reloaded: new check in, removed check out, a survivor 
   }
 });
 
+test("a reload that shortens a check's interval applies it from the latest run, not after the old one", async () => {
+  const { service, file } = await startWithFile({
+    checks: [{ name: 'hourly', url: `${base}/hourly`, intervalMs: 3_600_000 }],
+  });
+  const count = (): number => served.filter((s) => s.path === '/hourly').length;
+  try {
+    await settled(service.url);
+    const before = count();
+    writeConfig(file, { checks: [{ name: 'hourly', url: `${base}/hourly`, intervalMs: 200 }] });
+    await waitFor(() => count() >= before + 3, 15_000, 'three runs at the new interval');
+  } finally {
+    await service.close();
+  }
+});
+
 test('a reload removing the only failing check brings the overall up; a later failure is a transition', async () => {
   answers.set('/broken', { code: 503, body: 'no', delayMs: 0 });
   answers.set('/later', { code: 200, body: 'ok', delayMs: 0 });
