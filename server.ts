@@ -70,21 +70,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   }
   let draining = false;
 
-  const hub: SseHub = new SseHub({
-    retryMs: config.retryMs,
-    heartbeatMs: config.heartbeatMs,
-    replaySize: config.historySize,
-    maxClients: config.maxClients,
-    maxBufferedBytes: config.maxBufferedBytes,
-    onOpen: log.isDebug
-      ? (stream) => log.debug('stream opened', { remote: stream.res.socket?.remoteAddress, clients: hub.size })
-      : undefined,
-    onClose: (stream) => {
-      if (stream.closeReason === 'slow') {
-        log.warn('stream dropped: slow reader', { remote: stream.res.socket?.remoteAddress, maxBufferedBytes: config.maxBufferedBytes });
-      } else log.debug('stream closed', { reason: stream.closeReason, clients: hub.size });
-    },
-  });
+  const hub = createHub(config, log);
 
   // Maintenance: transitions are still recorded and streamed, but nobody is paged.
   const alerter = new Alerter({ targets: monitor.alerts, log, suppressed: () => state.announcement?.maintenance === true });
@@ -145,13 +131,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     route(req, res);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, config);
   poller.start();
   state.startSaving();
   const stopWatching = config.configFile === null ? () => {} : watchConfigFile(config.configFile, reload, (err) => {
@@ -166,33 +146,84 @@ export async function startServer(config: Config, options: StartOptions): Promis
   });
 
   let closed: Promise<void> | null = null;
-  function shutdown(): Promise<void> {
-    closed ??= new Promise<void>((resolve) => {
-      draining = true;
-      const deadline = performance.now() + config.shutdownGraceMs;
-      log.info('shutting down', { streams: hub.size, graceMs: config.shutdownGraceMs });
-      stopWatching();
-      poller.stop();
-      state.stopSaving();
-      const grace = setTimeout(() => {
-        log.warn('shutdown grace ran out: closing what is left', { streams: hub.size, alerts: alerter.waiting });
-        server.closeAllConnections();
-        alerter.stop();
-        resolve();
-      }, config.shutdownGraceMs);
-      // server.close() stops accepting, closes idle keep-alive sockets, and calls back
-      // once every connection has closed. Waiting alerts get what is left of the grace.
-      const connectionsClosed = new Promise<void>((done) => server.close(() => done()));
-      hub.closeAll();
-      void Promise.all([connectionsClosed, alerter.drain(Math.max(0, deadline - performance.now())), state.save()]).then(() => {
-        clearTimeout(grace);
-        resolve();
-      });
-    });
+  const shutdown = (): Promise<void> => {
+    draining = true;
+    stopWatching();
+    closed ??= drain({ config, log, server, hub, poller, state, alerter });
     return closed;
-  }
+  };
 
   return { server, hub, poller, state, alerter, port: address.port, url: `http://${urlHost}:${address.port}`, reload, shutdown };
+}
+
+interface Parts {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly server: http.Server;
+  readonly hub: SseHub;
+  readonly poller: StatusPoller;
+  readonly state: ServiceState;
+  readonly alerter: Alerter;
+}
+
+/**
+ * Graceful shutdown: checks stop, every stream gets `done`, idle sockets close, waiting
+ * alerts and the state save get what is left of the grace; then whatever remains is cut.
+ */
+function drain({ config, log, server, hub, poller, state, alerter }: Parts): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const deadline = performance.now() + config.shutdownGraceMs;
+    log.info('shutting down', { streams: hub.size, graceMs: config.shutdownGraceMs });
+    poller.stop();
+    state.stopSaving();
+    const grace = setTimeout(() => {
+      log.warn('shutdown grace ran out: closing what is left', { streams: hub.size, alerts: alerter.waiting });
+      server.closeAllConnections();
+      alerter.stop();
+      resolve();
+    }, config.shutdownGraceMs);
+    // server.close() stops accepting, closes idle keep-alive sockets, and calls back once
+    // every connection has closed.
+    const connectionsClosed = new Promise<void>((done) => server.close(() => done()));
+    hub.closeAll();
+    const alertsSent = alerter.drain(Math.max(0, deadline - performance.now()));
+    void Promise.all([connectionsClosed, alertsSent, state.save()]).then(() => {
+      clearTimeout(grace);
+      resolve();
+    });
+  });
+}
+
+/** The hub of streams, with its open/close logging. */
+function createHub(config: Config, log: Logger): SseHub {
+  const hub: SseHub = new SseHub({
+    retryMs: config.retryMs,
+    heartbeatMs: config.heartbeatMs,
+    replaySize: config.historySize,
+    maxClients: config.maxClients,
+    maxBufferedBytes: config.maxBufferedBytes,
+    onOpen: log.isDebug
+      ? (stream) => log.debug('stream opened', { remote: stream.res.socket?.remoteAddress, clients: hub.size })
+      : undefined,
+    onClose: (stream) => {
+      if (stream.closeReason === 'slow') {
+        const remote = stream.res.socket?.remoteAddress;
+        log.warn('stream dropped: slow reader', { remote, maxBufferedBytes: config.maxBufferedBytes });
+      } else log.debug('stream closed', { reason: stream.closeReason, clients: hub.size });
+    },
+  });
+  return hub;
+}
+
+/** Resolves once listening; rejects with the listen error (a taken port). */
+function listen(server: http.Server, config: Config): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: config.port, host: config.host, backlog: LISTEN_BACKLOG }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 function readVersion(): string {
