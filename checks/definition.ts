@@ -5,7 +5,7 @@
 import { booleanField, integerField, MAX_TIMER_MS, show, type Bad, type Entry } from './fields.ts';
 import type { CheckCommon, CheckDefaults, CheckDefinition, CheckKind } from './index.ts';
 import { buildCheck, CHECK_KINDS, COMMON_FIELDS, defaultName, kindOfScheme } from './registry.ts';
-import { redactUrl } from './url.ts';
+import { redactUnparsedUrl, redactUrl } from './url.ts';
 
 export interface ParsedChecks {
   checks: CheckDefinition[];
@@ -37,7 +37,7 @@ export function parseCheckList(value: string, defaults: CheckDefaults): ParsedCh
     if (entry === '') continue; // tolerate "a=...,", and spaces after commas
     const lines: string[] = [];
     problems.push(lines);
-    let shown = entry;
+    let shown = redactUnparsedUrl(entry);
     const bad = (accepted: string): void => {
       lines.push(`config: CHECKS entries must be ${accepted}, got ${show(shown)}`);
     };
@@ -51,6 +51,7 @@ export function parseCheckList(value: string, defaults: CheckDefaults): ParsedCh
     try {
       url = new URL(match[2] as string);
     } catch {
+      shown = `${name === null ? '' : `${name}=`}${redactUnparsedUrl(match[2] as string)}`;
       bad('[name=]url with a valid url');
       continue;
     }
@@ -234,7 +235,7 @@ function shownUrl(given: unknown): string {
     const url = new URL(given);
     return show(hasSecrets(url) ? redactUrl(url) : given);
   } catch {
-    return show(given);
+    return show(redactUnparsedUrl(given));
   }
 }
 

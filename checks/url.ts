@@ -17,6 +17,17 @@ export function redactUrl(url: URL): string {
   return `${url.protocol}${slashes}${url.host}${url.pathname}${parts.length > 0 ? `?${query.join('&')}` : ''}`;
 }
 
+/**
+ * For text that did not parse as a URL (a config error quotes it): anything between "//"
+ * and an "@" (credentials), and every query value and fragment, replaced by '…'.
+ */
+export function redactUnparsedUrl(text: string): string {
+  return text
+    .replace(/^([^/]*\/\/)[^/?#]*@/, '$1…@')
+    .replace(/([?&][^=&#]*=)[^&#]*/g, '$1…')
+    .replace(/#.*$/, '#…');
+}
+
 /** The host as node:net and node:tls take it: IPv6 without its brackets. */
 export function connectHost(url: URL): string {
   return url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
