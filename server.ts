@@ -76,7 +76,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const alerter = new Alerter({ targets: monitor.alerts, log, suppressed: () => state.announcement?.maintenance === true });
   const service = { hostname: hostname(), version, title: config.title };
   // History of checks no longer configured is dropped, as a reload drops a removed check's.
-  for (const name of state.history.names()) if (!monitor.checks.some((c) => c.name === name)) state.history.forget(name);
+  state.keepOnly(monitor.checks.map((c) => c.name));
   const poller = new StatusPoller({
     checks: monitor.checks,
     intervalMs: config.intervalMs,
@@ -107,6 +107,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
     if (next.monitor.digest === monitor.digest) return;
     monitor = next.monitor;
     poller.setChecks(monitor.checks);
+    state.keepOnly(monitor.checks.map((c) => c.name));
     alerter.setTargets(monitor.alerts);
     reloads.ok++;
     log.info('config reloaded', { checks: monitor.checks.length, alerts: monitor.alerts.length });

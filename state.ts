@@ -39,6 +39,13 @@ export class ServiceState {
     return this.#store !== null;
   }
 
+  /** Forgets the history and push times of checks that are no longer configured. */
+  keepOnly(names: readonly string[]): void {
+    const kept = new Set(names);
+    for (const name of this.history.names()) if (!kept.has(name)) this.history.forget(name);
+    for (const name of Object.keys(this.pushes.toJSON())) if (!kept.has(name)) this.pushes.forget(name);
+  }
+
   /** Saves every SAVE_INTERVAL_MS until stop(). */
   startSaving(intervalMs = SAVE_INTERVAL_MS): void {
     if (this.#store === null || this.#timer !== null) return;
