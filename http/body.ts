@@ -26,7 +26,10 @@ export async function readJsonBody(req: IncomingMessage, optional = false): Prom
   if (optional && !chunked && (Number.isNaN(declared) || declared === 0)) return undefined;
   // RFC 9110 §8.3.1: the media type is case-insensitive; parameters (charset) may follow.
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-  if (type !== 'application/json') throw new BodyError(415, 'the body must be JSON (Content-Type: application/json)');
+  const notJson = new BodyError(415, 'the body must be JSON (Content-Type: application/json)');
+  // An optional body with no type at all may still turn out empty (chunked, no length).
+  const untyped = optional && req.headers['content-type'] === undefined;
+  if (type !== 'application/json' && !untyped) throw notJson;
   if (declared > MAX_BODY_BYTES) throw new BodyError(413, `the body must be at most ${MAX_BODY_BYTES} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -36,6 +39,7 @@ export async function readJsonBody(req: IncomingMessage, optional = false): Prom
     chunks.push(chunk);
   }
   if (size === 0 && optional) return undefined;
+  if (untyped) throw notJson;
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
   } catch {
