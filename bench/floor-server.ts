@@ -11,8 +11,8 @@
 //
 // Env: PORT (0), HOST (127.0.0.1), STATUS_INTERVAL_MS (1000), RETRY_MS (3000).
 
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { encodeChunk } from '../sse.ts';
@@ -45,7 +45,9 @@ const EVENTS_HEAD = Buffer.concat([
 ]);
 
 function reply(socket: net.Socket, status: string, contentType: string, body: string): void {
-  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 // The snapshot status.ts builds with no CHECKS configured (SPEC §5), once per round.
@@ -54,8 +56,19 @@ function snapshot(): string {
     status: 'up',
     time: new Date().toISOString(),
     checks: [],
-    host: { hostname: os.hostname(), loadavg: os.loadavg(), memTotalBytes: os.totalmem(), memFreeBytes: os.freemem(), uptimeSeconds: os.uptime() },
-    service: { version: VERSION, uptimeSeconds: process.uptime(), clients: streams.size, rssBytes: process.memoryUsage.rss() },
+    host: {
+      hostname: os.hostname(),
+      loadavg: os.loadavg(),
+      memTotalBytes: os.totalmem(),
+      memFreeBytes: os.freemem(),
+      uptimeSeconds: os.uptime(),
+    },
+    service: {
+      version: VERSION,
+      uptimeSeconds: process.uptime(),
+      clients: streams.size,
+      rssBytes: process.memoryUsage.rss(),
+    },
   });
 }
 

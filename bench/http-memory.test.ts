@@ -3,9 +3,9 @@
 // It checks what is measured, never how much: the figures belong to bench/README.md.
 // Run: node --import tsx --test bench/http-memory.test.ts
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
 import { ROOT } from '../tests/helpers.ts';
 
 function httpMemory(args: string[]): { status: number | null; stdout: string; stderr: string } {

@@ -25,7 +25,7 @@
 //     server.requestTimeout, and the connectionsCheckingInterval option.
 // Figures and what they showed: bench/README.md, "Memory per stream on Node 24".
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -91,7 +91,7 @@ function serve(): void {
           socket.once('data', () => socket.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n`));
           socket.on('error', () => socket.destroy());
         })
-      : http.createServer(options, (req, res) => {
+      : http.createServer(options, (_req, res) => {
           open++;
           res.on('close', () => open--);
           if (mode === 'idle') return;

@@ -18,7 +18,7 @@ import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { intFlag } from './flags.ts';
-import { ResponseParser, SseParser, type SseEvent } from './sse-parser.ts';
+import { ResponseParser, type SseEvent, SseParser } from './sse-parser.ts';
 
 const HOST = '127.0.0.1';
 /** A bound on what one run may open, whatever the flags say (ulimit -n is 20,000 here). */

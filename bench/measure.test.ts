@@ -2,26 +2,26 @@
 // sampler and the watches, and the figures computed from readings made up here.
 // Run: node --import tsx --test bench/measure.test.ts
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import {
   clockTicksPerSecond,
   cpuSplit,
   cpuTicks,
   figures,
+  type LoadgenResult,
   listenOverflows,
   machine,
   machineBusyTicks,
   openFds,
   openFilesLimit,
-  readCounters,
+  type Readings,
   RssSampler,
+  readCounters,
   rssBytes,
   ticksToUs,
   waitForRelease,
   watchRssReturn,
-  type LoadgenResult,
-  type Readings,
 } from './measure.ts';
 
 const pid = process.pid;

@@ -5,7 +5,7 @@
 // What the figures mean: bench/README.md.
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { get, sleep } from './processes.ts';
 

@@ -7,11 +7,11 @@
 //
 // Env: PORT (0), HOST (127.0.0.1), STATUS_INTERVAL_MS (1000), RETRY_MS (3000).
 
-import { createServer } from 'node:http';
-import type { ServerResponse } from 'node:http';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const PORT = Number(process.env.PORT ?? 0);
@@ -87,11 +87,13 @@ function main(): void {
     } else if (path === '/metrics') {
       // The same family names as status-stream's /metrics, so the bench reads both alike;
       // here every per-client check counts as a round, which is the point of the baseline.
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }).end(
-        `# HELP sse_clients Open streams.\n# TYPE sse_clients gauge\nsse_clients ${clients}\n` +
-          `# HELP status_check_rounds_total Check rounds run.\n# TYPE status_check_rounds_total counter\nstatus_check_rounds_total ${checks}\n` +
-          `# HELP sse_events_sent_total Events written.\n# TYPE sse_events_sent_total counter\nsse_events_sent_total ${eventsSent}\n`,
-      );
+      res
+        .writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' })
+        .end(
+          `# HELP sse_clients Open streams.\n# TYPE sse_clients gauge\nsse_clients ${clients}\n` +
+            `# HELP status_check_rounds_total Check rounds run.\n# TYPE status_check_rounds_total counter\nstatus_check_rounds_total ${checks}\n` +
+            `# HELP sse_events_sent_total Events written.\n# TYPE sse_events_sent_total counter\nsse_events_sent_total ${eventsSent}\n`,
+        );
     } else {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"error":"not found"}');
     }

@@ -2,9 +2,9 @@
 // stopped by PID; a server that dies or never answers is reported with its output.
 // Run: node --import tsx --test bench/processes.test.ts
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { test } from 'node:test';
 import { withDeadline } from '../tests/helpers.ts';
 import {
   childEnv,

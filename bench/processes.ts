@@ -2,7 +2,7 @@
 // generator as child processes bound to 127.0.0.1, remembers every one, and stops them by
 // PID. It never signals a process it did not start, and importing it starts nothing.
 
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { createServer, request } from 'node:http';
 
 export const HOST = '127.0.0.1';

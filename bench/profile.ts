@@ -9,9 +9,9 @@
 // --from/--to keep the samples between those seconds after the profile started.
 
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 interface CallFrame {
   functionName: string;
@@ -95,7 +95,10 @@ function indexNodes(profile: CpuProfile): { byId: Map<number, ProfileNode>; pare
   return { byId, parent };
 }
 
-export function summarize(profile: CpuProfile, options: { top?: number; fromS?: number; toS?: number } = {}): ProfileSummary {
+export function summarize(
+  profile: CpuProfile,
+  options: { top?: number; fromS?: number; toS?: number } = {},
+): ProfileSummary {
   const top = options.top ?? 25;
   const { byId, parent } = indexNodes(profile);
   const selfUs = new Map<string, number>();
@@ -136,7 +139,11 @@ export function summarize(profile: CpuProfile, options: { top?: number; fromS?: 
     [...m.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, limit)
-      .map(([name, us]) => ({ name, ms: Math.round(us / 100) / 10, percent: base > 0 ? Math.round((1000 * us) / base) / 10 : 0 }));
+      .map(([name, us]) => ({
+        name,
+        ms: Math.round(us / 100) / 10,
+        percent: base > 0 ? Math.round((1000 * us) / base) / 10 : 0,
+      }));
   selfUs.delete('(idle)');
   totalUs.delete('(idle)');
   return {
@@ -195,7 +202,9 @@ if (isMain) {
   });
   const file = positionals[0];
   if (file === undefined) {
-    process.stderr.write('usage: node --import tsx bench/profile.ts PROFILE.cpuprofile [--top N] [--from S] [--to S] [--folded OUT]\n');
+    process.stderr.write(
+      'usage: node --import tsx bench/profile.ts PROFILE.cpuprofile [--top N] [--from S] [--to S] [--folded OUT]\n',
+    );
     process.exit(2);
   }
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;

@@ -2,10 +2,10 @@
 // made up here: columns, ratios, targets, "not within" cells and the per-run lines.
 // Run: node --import tsx --test bench/report.test.ts
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { median, medianResult, type ServerResult } from './measure.ts';
-import { perRun, ratiosFor, render, rowsFor, table, type Settings } from './report.ts';
+import { perRun, ratiosFor, render, rowsFor, type Settings, table } from './report.ts';
 
 const SETTINGS: Settings = { clients: 100, intervalMs: 1000, seconds: 20, afterS: 30, repeat: 1 };
 
@@ -48,7 +48,10 @@ function result(name: string, figures: Partial<ServerResult> = {}): ServerResult
 
 const cells = (text: string, label: string): string[] => {
   const line = text.split('\n').find((l) => l.startsWith(`| ${label} `)) ?? '';
-  return line.split('|').slice(1, -1).map((c) => c.trim());
+  return line
+    .split('|')
+    .slice(1, -1)
+    .map((c) => c.trim());
 };
 
 test('the table has a column per server, a ratio column per baseline, the target and whether it is met', () => {
@@ -58,7 +61,14 @@ test('the table has a column per server, a ratio column per baseline, the target
   const header = cells(text, 'metric');
   assert.deepEqual(header, ['metric', 'status-stream', 'naive', 'floor', '/ naive', '/ floor', 'target', 'met']);
   assert.deepEqual(cells(text, 'server CPU per delivered event (us)'), [
-    'server CPU per delivered event (us)', '12.0', '120.0', '10.0', '0.10x', '1.20x', '<= 20', 'yes',
+    'server CPU per delivered event (us)',
+    '12.0',
+    '120.0',
+    '10.0',
+    '0.10x',
+    '1.20x',
+    '<= 20',
+    'yes',
   ]);
   // The machine's noise and the load generator get no ratio.
   assert.deepEqual(cells(text, 'other processes CPU in window (% of a core)').slice(4, 6), ['', '']);

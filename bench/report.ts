@@ -56,7 +56,11 @@ export function rowsFor(settings: Settings): Row[] {
   });
   const goal = (row: Row, target: string, meets: Row['meets']): Row => ({ ...row, target, meets });
   return [
-    goal(plain('streams with a first event', (r) => r.withFirstEvent, 0), `${clients}`, (x) => x === clients),
+    goal(
+      plain('streams with a first event', (r) => r.withFirstEvent, 0),
+      `${clients}`,
+      (x) => x === clients,
+    ),
     {
       label: 'all first events within (s)',
       value: (r) => r.allFirstEventsS,
@@ -65,29 +69,49 @@ export function rowsFor(settings: Settings): Row[] {
       target: '<= 3',
       meets: (x, r) => x <= 3 && r.withFirstEvent === r.clients,
     },
-    goal(plain('server memory per stream, peak (KiB)', (r) => r.memPerStreamKiB, 1), '<= 10', (x) => x <= 10),
+    goal(
+      plain('server memory per stream, peak (KiB)', (r) => r.memPerStreamKiB, 1),
+      '<= 10',
+      (x) => x <= 10,
+    ),
     plain('server memory per stream, mean (KiB)', (r) => r.memPerStreamMeanKiB, 1),
-    goal(plain('server CPU per delivered event (us)', (r) => r.cpuUsPerEvent, 1), '<= 20', (x) => x <= 20),
+    goal(
+      plain('server CPU per delivered event (us)', (r) => r.cpuUsPerEvent, 1),
+      '<= 20',
+      (x) => x <= 20,
+    ),
     plain('server CPU in window (% of a core)', (r) => r.cpuPercentInWindow, 1),
     plain('  of which in the kernel (%)', (r) => r.kernelSharePercent, 0),
     { ...plain('load generator CPU in window (% of a core)', (r) => r.loadgenCpuPercentInWindow, 1), ratio: false },
     { ...plain('other processes CPU in window (% of a core)', (r) => r.otherCpuPercentInWindow, 1), ratio: false },
     plain('latency p50 (ms)', (r) => r.latencyP50Ms, 1),
-    goal(plain('latency p99 (ms)', (r) => r.latencyP99Ms, 1), '<= 150', (x) => x <= 150),
+    goal(
+      plain('latency p99 (ms)', (r) => r.latencyP99Ms, 1),
+      '<= 150',
+      (x) => x <= 150,
+    ),
     plain('latency max (ms)', (r) => r.latencyMaxMs, 1),
     goal(
       plain('delivered / expected (%)', (r) => (100 * r.delivered) / Math.max(1, r.expected), 2),
       '100',
       (_x, r) => r.lost === 0 && r.delivered >= r.expected,
     ),
-    goal(plain('events lost', (r) => r.lost, 0), '0', (x) => x === 0),
+    goal(
+      plain('events lost', (r) => r.lost, 0),
+      '0',
+      (x) => x === 0,
+    ),
     goal(
       plain('checks run in window', (r) => r.checkRoundsInWindow, 0),
       `~${windowRounds}`,
       (x) => x <= windowRounds + 1,
     ),
     plain('socket release after clients leave (ms)', (r) => r.releaseMs, 0),
-    goal(plain('listen queue overflows while opening', (r) => r.listenOverflows, 0), '0', (x) => x === 0),
+    goal(
+      plain('listen queue overflows while opening', (r) => r.listenOverflows, 0),
+      '0',
+      (x) => x === 0,
+    ),
     plain('connection set-up CPU per stream (us)', (r) => r.connectCpuUsPerStream, 0),
     plain('RSS before (MiB)', (r) => r.rssBeforeMiB, 1),
     plain('RSS peak with streams (MiB)', (r) => r.rssPeakMiB, 1),

@@ -2,12 +2,12 @@
 // it runs them, and the one-line errors. The whole bench end to end is bench/smoke.ts.
 // Run: node --import tsx --test bench/run.test.ts
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { ROOT } from '../tests/helpers.ts';
 import { parseOptions, serverSpecs, startNodeArgs, stripsTypes } from './run.ts';
 
@@ -62,10 +62,14 @@ test("npm start's node flags are read from package.json, without tsx's --import 
 });
 
 test('Node strips types itself from 22.18 and 23.6 on; older ones load tsx', () => {
-  assert.deepEqual(
-    ['v20.20.2', 'v22.17.0', 'v22.18.0', 'v23.5.0', 'v23.6.0', 'v24.0.0'].map(stripsTypes),
-    [false, false, true, false, true, true],
-  );
+  assert.deepEqual(['v20.20.2', 'v22.17.0', 'v22.18.0', 'v23.5.0', 'v23.6.0', 'v24.0.0'].map(stripsTypes), [
+    false,
+    false,
+    true,
+    false,
+    true,
+    true,
+  ]);
 });
 
 test('a bad flag value is one line on stderr and exit code 2, before anything starts', () => {

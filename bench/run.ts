@@ -38,7 +38,6 @@
 //     they try a change (a V8 flag, a scratch copy of the repo) against the same baseline.
 // Method, figures and how to read them: bench/README.md.
 
-
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -47,7 +46,7 @@ import { parseArgs } from 'node:util';
 import { intFlag } from './flags.ts';
 import { machine, medianResult, openFilesLimit, type ServerResult } from './measure.ts';
 import { killAll, killChildrenOnExit } from './processes.ts';
-import { ratiosFor, render, rowsFor, type Report, type Settings } from './report.ts';
+import { type Report, ratiosFor, render, rowsFor, type Settings } from './report.ts';
 import { benchServer, type RunOptions, type ServerSpec } from './server-run.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -56,8 +55,21 @@ const REPO_DIR = resolve(BENCH_DIR, '..');
 // Configuration variables of status-stream: removed from the inherited environment so
 // that a developer's shell cannot change what the bench measures.
 const CONFIG_VARS = [
-  'PORT', 'HOST', 'STATUS_INTERVAL_MS', 'CHECKS', 'CHECK_TIMEOUT_MS', 'HEARTBEAT_MS', 'RETRY_MS', 'HISTORY_SIZE',
-  'MAX_CLIENTS', 'MAX_BUFFERED_BYTES', 'CORS_ORIGIN', 'AUTH_TOKEN', 'SHUTDOWN_GRACE_MS', 'LOG_LEVEL', 'NODE_OPTIONS',
+  'PORT',
+  'HOST',
+  'STATUS_INTERVAL_MS',
+  'CHECKS',
+  'CHECK_TIMEOUT_MS',
+  'HEARTBEAT_MS',
+  'RETRY_MS',
+  'HISTORY_SIZE',
+  'MAX_CLIENTS',
+  'MAX_BUFFERED_BYTES',
+  'CORS_ORIGIN',
+  'AUTH_TOKEN',
+  'SHUTDOWN_GRACE_MS',
+  'LOG_LEVEL',
+  'NODE_OPTIONS',
 ];
 
 const FLAGS = {

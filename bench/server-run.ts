@@ -6,21 +6,21 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
+  type Counters,
   checkRounds,
   cpuTicks,
   figures,
+  type LoadgenResult,
   listenOverflows,
   now,
   openFds,
-  rssBytes,
-  readCounters,
+  type Readings,
   RssSampler,
+  readCounters,
+  rssBytes,
+  type ServerResult,
   waitForRelease,
   watchRssReturn,
-  type Counters,
-  type LoadgenResult,
-  type Readings,
-  type ServerResult,
 } from './measure.ts';
 import {
   childEnv,
@@ -28,15 +28,15 @@ import {
   freePort,
   HOST,
   isRunning,
+  type StartedServer,
   signal,
   sleep,
   spawnTracked,
   startServer,
   stop,
   tail,
-  type StartedServer,
 } from './processes.ts';
-import { formatSummary, summarize, type CpuProfile } from './profile.ts';
+import { type CpuProfile, formatSummary, summarize } from './profile.ts';
 
 /** How long a server may take to answer /healthz after it is started. */
 const START_TIMEOUT_MS = 20_000;

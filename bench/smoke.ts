@@ -7,12 +7,12 @@
 // never how fast anything is: timing belongs to the benchmark itself.
 // Run: node --import tsx bench/smoke.ts (exit code 0: passed)
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { test } from 'node:test';
 import { ROOT, withDeadline } from '../tests/helpers.ts';
 
 const CLIENTS = 40;
@@ -81,7 +81,10 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
       runs: Result[];
       ratios: Record<string, Record<string, number | null>>;
     };
-    assert.deepEqual(report.results.map((r) => r.name), ['status-stream', 'naive', 'floor']);
+    assert.deepEqual(
+      report.results.map((r) => r.name),
+      ['status-stream', 'naive', 'floor'],
+    );
     // The servers take turns, and each figure of the result is the median of a server's runs.
     const names = ['status-stream', 'naive', 'floor'];
     assert.deepEqual(
@@ -131,7 +134,10 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
     assert.equal(report.ratios.naive?.[label], ratio(naive));
     assert.equal(report.ratios.floor?.[label], ratio(floor));
     const header = stdout.split('\n').find((line) => line.startsWith('| metric'));
-    const columns = (header ?? '').split('|').map((cell) => cell.trim()).filter((cell) => cell !== '');
+    const columns = (header ?? '')
+      .split('|')
+      .map((cell) => cell.trim())
+      .filter((cell) => cell !== '');
     assert.deepEqual(columns, ['metric', 'status-stream', 'naive', 'floor', '/ naive', '/ floor', 'target', 'met']);
     assert.match(stdout, /^\| latency p99 \(ms\) +\|/m);
   } finally {

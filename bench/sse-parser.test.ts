@@ -2,9 +2,9 @@
 // feed it whole responses split at every byte and at random places.
 // Run: node --import tsx --test bench/sse-parser.test.ts
 
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChunkedDecoder, ResponseParser, SseParser, parseResponseHead, type SseEvent } from './sse-parser.ts';
+import { test } from 'node:test';
+import { ChunkedDecoder, parseResponseHead, ResponseParser, type SseEvent, SseParser } from './sse-parser.ts';
 
 function chunk(payload: string): string {
   return `${Buffer.byteLength(payload).toString(16)}\r\n${payload}\r\n`;

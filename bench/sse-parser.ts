@@ -39,7 +39,10 @@ export function parseResponseHead(text: string): ResponseHead {
     headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
   }
   // RFC 9112 §6.3: chunked is the final coding when it is last in Transfer-Encoding.
-  const te = (headers['transfer-encoding'] ?? '').toLowerCase().split(',').map((s) => s.trim());
+  const te = (headers['transfer-encoding'] ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((s) => s.trim());
   return { statusCode: Number(status[1]), headers, chunked: te[te.length - 1] === 'chunked' };
 }
 
