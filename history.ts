@@ -30,8 +30,8 @@ export const MAX_TRANSITIONS = 1000;
 export const MAX_QUERY_BUCKETS = 500;
 export const DEFAULT_RANGE: RangeName = '24h';
 export const DEFAULT_QUERY_BUCKETS = 90;
-/** The state file's format; fromJSON refuses any other. */
-export const HISTORY_VERSION = 1;
+/** The state file's format; fromJSON also reads version 1 and refuses any other. */
+export const HISTORY_VERSION = 2;
 
 const STATES: readonly CheckState[] = ['up', 'degraded', 'down'];
 const STATE_CODE: Readonly<Record<CheckState, number>> = { up: 0, degraded: 1, down: 2 };
@@ -139,6 +139,60 @@ interface Tally {
   ok: number;
 }
 
+// A bucket is 8 Uint16, 16 bytes (docs/history.md, "What is kept"): the runs per state (at the state's code),
+// the low 16 bits of the minimum and the maximum latency, their high 8 bits (the minimum's in the low byte),
+// and the latency sum's low and high 16 bits. Latencies are integer tenths of a ms.
+const MIN_LOW = 3;
+const MAX_LOW = 4;
+const MIN_MAX_HIGH = 5;
+const SUM_LOW = 6;
+const SUM_HIGH = 7;
+const PER_BUCKET = 8;
+/** Runs of one state a bucket counts: 36,000 an hour at the 100 ms shortest interval fit. */
+const MAX_RUNS = 0xffff;
+/** The longest latency kept, in tenths of a ms (24 bits: 27 min 57.7 s); a longer one counts as this. */
+export const MAX_LATENCY_TENTHS = 0xffffff;
+// A check's runs never overlap, so the runs of a bucket take at most the bucket and one run: far below this.
+const MAX_SUM_TENTHS = 0xffffffff;
+/** A recent result without a latency. */
+const NO_LATENCY = 0xffffffff;
+
+interface ViewType<T> {
+  new (buffer: ArrayBuffer, offset: number, length: number): T;
+  readonly BYTES_PER_ELEMENT: number;
+}
+
+/**
+ * Typed arrays carved out of one ArrayBuffer, one after the other: a check's columns cost one
+ * allocation, not one each. A view must start at a multiple of its element size (or it throws).
+ */
+class Arena {
+  readonly buffer: ArrayBuffer;
+  #offset = 0;
+
+  constructor(bytes: number) {
+    this.buffer = new ArrayBuffer(bytes);
+  }
+
+  take<T>(Type: ViewType<T>, length: number): T {
+    const view = new Type(this.buffer, this.#offset, length);
+    this.#offset += length * Type.BYTES_PER_ELEMENT;
+    return view;
+  }
+}
+
+/** The columns of a ring as numbers, oldest bucket first: what the state file holds. */
+interface Columns {
+  up: number[];
+  degraded: number[];
+  down: number[];
+  minTenths: number[];
+  maxTenths: number[];
+  sumTenths: number[];
+  /** Runs without a latency (version 2, only when there are any); version 1 has `count`, runs with one. */
+  noLatency: number[] | null;
+}
+
 /**
  * A ring of `size` buckets of one minute or one hour, keyed by bucket index (floor(time / bucket length)).
  * It holds the indices (head - size, head]; a write past head clears the buckets it skips, and a
@@ -148,41 +202,73 @@ interface Tally {
 class Ring {
   readonly size: number;
   head = -1;
-  readonly up: Uint32Array;
-  readonly degraded: Uint32Array;
-  readonly down: Uint32Array;
-  // Latencies in tenths of a ms (the precision checks measure in), as integers: sums stay exact, so a
-  // bucket's average is the same before and after a save.
-  readonly minTenths: Uint32Array;
-  readonly maxTenths: Uint32Array;
-  readonly sumTenths: Float64Array;
-  /** Runs that reported a latency. */
-  readonly count: Uint32Array;
+  /** PER_BUCKET values a bucket. Integers, so sums stay exact: an average is the same after a save. */
+  readonly buckets: Uint16Array;
+  /** Runs that reported no latency, per bucket; made on the first such run (the poller's runs all have one). */
+  noLatency: Uint16Array | null = null;
   // Uptime over the buckets before `cacheAt` (windows of `spans` buckets ending at cacheAt): computed
   // once per bucket, so uptime() per snapshot reads one live bucket. Any write not at cacheAt drops it.
   readonly spans: readonly number[];
   cacheAt = -1;
-  readonly cacheRuns: Float64Array;
-  readonly cacheOk: Float64Array;
+  readonly cacheRuns: number[];
+  readonly cacheOk: number[];
 
-  constructor(size: number, spans: readonly number[]) {
+  constructor(size: number, spans: readonly number[], arena: Arena) {
     this.size = size;
-    this.up = new Uint32Array(size);
-    this.degraded = new Uint32Array(size);
-    this.down = new Uint32Array(size);
-    this.minTenths = new Uint32Array(size);
-    this.maxTenths = new Uint32Array(size);
-    this.sumTenths = new Float64Array(size);
-    this.count = new Uint32Array(size);
+    this.buckets = arena.take(Uint16Array, size * PER_BUCKET);
     this.spans = spans;
-    this.cacheRuns = new Float64Array(spans.length);
-    this.cacheOk = new Float64Array(spans.length);
+    this.cacheRuns = spans.map(() => 0);
+    this.cacheOk = spans.map(() => 0);
   }
 
   holds(index: number): boolean {
     return index >= 0 && index <= this.head && index > this.head - this.size;
   }
 
+  runs(slot: number): number {
+    const at = slot * PER_BUCKET;
+    return this.buckets[at] + this.buckets[at + 1] + this.buckets[at + 2];
+  }
+
+  /** Runs of the bucket that reported a latency. */
+  measured(slot: number): number {
+    return this.runs(slot) - (this.noLatency === null ? 0 : this.noLatency[slot]);
+  }
+
+  min(slot: number): number {
+    const at = slot * PER_BUCKET;
+    return this.buckets[at + MIN_LOW] + (this.buckets[at + MIN_MAX_HIGH] & 0xff) * 0x10000;
+  }
+
+  max(slot: number): number {
+    const at = slot * PER_BUCKET;
+    return this.buckets[at + MAX_LOW] + (this.buckets[at + MIN_MAX_HIGH] >>> 8) * 0x10000;
+  }
+
+  sum(slot: number): number {
+    const at = slot * PER_BUCKET;
+    return this.buckets[at + SUM_LOW] + this.buckets[at + SUM_HIGH] * 0x10000;
+  }
+
+  setMin(slot: number, tenths: number): void {
+    const at = slot * PER_BUCKET;
+    this.buckets[at + MIN_LOW] = tenths & 0xffff;
+    this.buckets[at + MIN_MAX_HIGH] = (this.buckets[at + MIN_MAX_HIGH] & 0xff00) | (tenths >>> 16);
+  }
+
+  setMax(slot: number, tenths: number): void {
+    const at = slot * PER_BUCKET;
+    this.buckets[at + MAX_LOW] = tenths & 0xffff;
+    this.buckets[at + MIN_MAX_HIGH] = (this.buckets[at + MIN_MAX_HIGH] & 0xff) | ((tenths >>> 16) << 8);
+  }
+
+  setSum(slot: number, tenths: number): void {
+    const at = slot * PER_BUCKET;
+    this.buckets[at + SUM_LOW] = tenths % 0x10000;
+    this.buckets[at + SUM_HIGH] = Math.floor(tenths / 0x10000);
+  }
+
+  /** Counts a run; `tenths` is at most MAX_LATENCY_TENTHS. A run beyond MAX_RUNS of its kind is not counted. */
   add(index: number, state: number, tenths: number | null): void {
     if (index !== this.cacheAt) this.cacheAt = -1;
     if (index > this.head) {
@@ -193,47 +279,48 @@ class Ring {
       this.head = index;
     }
     const slot = index % this.size;
-    if (state === 0) this.up[slot]++;
-    else if (state === 1) this.degraded[slot]++;
-    else this.down[slot]++;
-    if (tenths !== null) {
-      if (this.count[slot] === 0) {
-        this.minTenths[slot] = tenths;
-        this.maxTenths[slot] = tenths;
-      } else {
-        if (tenths < this.minTenths[slot]) this.minTenths[slot] = tenths;
-        if (tenths > this.maxTenths[slot]) this.maxTenths[slot] = tenths;
-      }
-      this.sumTenths[slot] += tenths;
-      this.count[slot]++;
+    const at = slot * PER_BUCKET + state;
+    // Saturated rather than wrapped: only a flood of runs faster than the shortest interval gets here.
+    if (this.buckets[at] === MAX_RUNS) return;
+    if (tenths === null) {
+      this.noLatency ??= new Uint16Array(this.size);
+      if (this.noLatency[slot] === MAX_RUNS) return;
+      this.noLatency[slot]++;
+      this.buckets[at]++;
+      return;
     }
+    if (this.measured(slot) === 0) {
+      this.setMin(slot, tenths);
+      this.setMax(slot, tenths);
+    } else {
+      if (tenths < this.min(slot)) this.setMin(slot, tenths);
+      if (tenths > this.max(slot)) this.setMax(slot, tenths);
+    }
+    this.buckets[at]++;
+    this.setSum(slot, Math.min(this.sum(slot) + tenths, MAX_SUM_TENTHS));
   }
 
   /** Empties the buckets of indices first..last (at most one lap of the ring). */
   private clear(first: number, last: number): void {
     for (let index = first; index <= last; index++) {
       const slot = index % this.size;
-      this.up[slot] = 0;
-      this.degraded[slot] = 0;
-      this.down[slot] = 0;
-      this.minTenths[slot] = 0;
-      this.maxTenths[slot] = 0;
-      this.sumTenths[slot] = 0;
-      this.count[slot] = 0;
+      this.buckets.fill(0, slot * PER_BUCKET, (slot + 1) * PER_BUCKET);
+      if (this.noLatency !== null) this.noLatency[slot] = 0;
     }
   }
 
   /** Adds the runs of the held buckets with indices first..last to `tally`. */
-  private sum(first: number, last: number, tally: Tally): void {
+  private tally(first: number, last: number, tally: Tally): void {
     const from = Math.max(first, this.head - this.size + 1, 0);
     const to = Math.min(last, this.head);
+    const buckets = this.buckets;
     let runs = 0;
     let ok = 0;
     for (let index = from; index <= to; index++) {
-      const slot = index % this.size;
-      const good = this.up[slot] + this.degraded[slot];
+      const at = (index % this.size) * PER_BUCKET;
+      const good = buckets[at] + buckets[at + 1];
       ok += good;
-      runs += good + this.down[slot];
+      runs += good + buckets[at + 2];
     }
     tally.runs += runs;
     tally.ok += ok;
@@ -246,7 +333,7 @@ class Ring {
       const tally = { runs: 0, ok: 0 };
       let newest = current - 1;
       for (let i = 0; i < this.spans.length; i++) {
-        this.sum(current - this.spans[i] + 1, newest, tally);
+        this.tally(current - this.spans[i] + 1, newest, tally);
         this.cacheRuns[i] = tally.runs;
         this.cacheOk[i] = tally.ok;
         newest = current - this.spans[i];
@@ -256,9 +343,9 @@ class Ring {
     let liveRuns = 0;
     let liveOk = 0;
     if (this.holds(current)) {
-      const slot = current % this.size;
-      liveOk = this.up[slot] + this.degraded[slot];
-      liveRuns = liveOk + this.down[slot];
+      const at = (current % this.size) * PER_BUCKET;
+      liveOk = this.buckets[at] + this.buckets[at + 1];
+      liveRuns = liveOk + this.buckets[at + 2];
     }
     for (let i = 0; i < this.spans.length; i++) {
       out[i] = percent(this.cacheOk[i] + liveOk, this.cacheRuns[i] + liveRuns);
@@ -268,76 +355,136 @@ class Ring {
   /** Adds the held buckets among indices first..first+n-1 to `slices`: the k-th to slice floor(k * count / n). */
   accumulate(first: number, n: number, slices: Slices): void {
     const count = slices.up.length;
+    const buckets = this.buckets;
     const kFrom = Math.max(0, this.head - this.size + 1 - first, -first);
     const kTo = Math.min(n - 1, this.head - first);
     for (let k = kFrom; k <= kTo; k++) {
       const slot = (first + k) % this.size;
+      const at = slot * PER_BUCKET;
       const s = Math.floor((k * count) / n);
-      const good = this.up[slot] + this.degraded[slot];
-      slices.up[s] += this.up[slot];
-      slices.degraded[s] += this.degraded[slot];
-      slices.down[s] += this.down[slot];
-      slices.ok += good;
-      slices.runs += good + this.down[slot];
-      if (this.count[slot] > 0) {
-        if (this.minTenths[slot] < slices.minTenths[s]) slices.minTenths[s] = this.minTenths[slot];
-        if (this.maxTenths[slot] > slices.maxTenths[s]) slices.maxTenths[s] = this.maxTenths[slot];
-        slices.sumTenths[s] += this.sumTenths[slot];
-        slices.count[s] += this.count[slot];
+      const up = buckets[at];
+      const degraded = buckets[at + 1];
+      const down = buckets[at + 2];
+      slices.up[s] += up;
+      slices.degraded[s] += degraded;
+      slices.down[s] += down;
+      slices.ok += up + degraded;
+      slices.runs += up + degraded + down;
+      const measured = this.measured(slot);
+      if (measured > 0) {
+        const min = this.min(slot);
+        const max = this.max(slot);
+        if (min < slices.minTenths[s]) slices.minTenths[s] = min;
+        if (max > slices.maxTenths[s]) slices.maxTenths[s] = max;
+        slices.sumTenths[s] += this.sum(slot);
+        slices.count[s] += measured;
       }
     }
   }
 
+  /** The buckets' columns, oldest first. */
+  columns(): Columns {
+    const first = (this.head + 1) % this.size;
+    const column = (value: (slot: number) => number): number[] => {
+      const items = new Array<number>(this.size);
+      for (let k = 0; k < this.size; k++) items[k] = value((first + k) % this.size);
+      return items;
+    };
+    const buckets = this.buckets;
+    const noLatency = this.noLatency;
+    return {
+      up: column((slot) => buckets[slot * PER_BUCKET]),
+      degraded: column((slot) => buckets[slot * PER_BUCKET + 1]),
+      down: column((slot) => buckets[slot * PER_BUCKET + 2]),
+      minTenths: column((slot) => this.min(slot)),
+      maxTenths: column((slot) => this.max(slot)),
+      sumTenths: column((slot) => this.sum(slot)),
+      // Left out once no held bucket has such a run, as load() leaves the column unmade then.
+      noLatency: noLatency === null || noLatency.every((n) => n === 0) ? null : column((slot) => noLatency[slot]),
+    };
+  }
+
   /** The JSON object of the state file: `end` (head) and one array per column, oldest bucket first. */
   toJSON(): string {
-    const first = (this.head + 1) % this.size;
-    const order = (column: Uint32Array | Float64Array): string => {
-      if (first === 0) return `[${column.join(',')}]`;
-      return `[${column.subarray(first).join(',')},${column.subarray(0, first).join(',')}]`;
-    };
+    const c = this.columns();
     return (
-      `{"end":${this.head},"up":${order(this.up)},"degraded":${order(this.degraded)},"down":${order(this.down)},` +
-      `"count":${order(this.count)},"minTenths":${order(this.minTenths)},"maxTenths":${order(this.maxTenths)},` +
-      `"sumTenths":${order(this.sumTenths)}}`
+      `{"end":${this.head},"up":[${c.up.join(',')}],"degraded":[${c.degraded.join(',')}],` +
+      `"down":[${c.down.join(',')}],"minTenths":[${c.minTenths.join(',')}],` +
+      `"maxTenths":[${c.maxTenths.join(',')}],"sumTenths":[${c.sumTenths.join(',')}]` +
+      `${c.noLatency === null ? '' : `,"noLatency":[${c.noLatency.join(',')}]`}}`
     );
   }
 
-  /** The inverse of toJSON(); throws on anything malformed, naming `where`. */
-  load(value: unknown, where: string): void {
+  /**
+   * The inverse of toJSON(), or a version 1 ring (Uint32 counts, a `count` of runs with a latency):
+   * its values are clamped to what version 2 holds, which no real bucket exceeds. Throws on anything
+   * malformed, naming `where`.
+   */
+  load(value: unknown, where: string, version: number): void {
     const o = record(value, where);
     const end = o.end;
     if (!Number.isSafeInteger(end) || (end as number) < -1) {
       fail(`${where}.end must be an integer >= -1, got ${show(end)}`);
     }
-    this.head = end as number;
-    const first = (this.head + 1) % this.size;
-    const columns = [
-      ['up', this.up],
-      ['degraded', this.degraded],
-      ['down', this.down],
-      ['count', this.count],
-      ['minTenths', this.minTenths],
-      ['maxTenths', this.maxTenths],
-      ['sumTenths', this.sumTenths],
-    ] as const;
-    for (const [name, column] of columns) {
+    const runLimit = version === 1 ? 0xffffffff : MAX_RUNS;
+    const latencyLimit = version === 1 ? 0xffffffff : MAX_LATENCY_TENTHS;
+    const column = (name: string, limit: number): number[] => {
       const items = o[name];
       if (!Array.isArray(items) || items.length !== this.size) {
         fail(`${where}.${name} must be an array of ${this.size} integers, got ${describe(items)}`);
       }
-      const limit = column instanceof Uint32Array ? 0xffffffff : Number.MAX_SAFE_INTEGER;
       for (let k = 0; k < this.size; k++) {
         const v = items[k] as number;
         if (!(Number.isInteger(v) && v >= 0 && v <= limit)) {
           fail(`${where}.${name}[${k}] must be an integer 0-${limit}, got ${show(v)}`);
         }
-        column[(first + k) % this.size] = v;
       }
+      return items as number[];
+    };
+    const c: Columns = {
+      up: column('up', runLimit),
+      degraded: column('degraded', runLimit),
+      down: column('down', runLimit),
+      minTenths: column('minTenths', latencyLimit),
+      maxTenths: column('maxTenths', latencyLimit),
+      sumTenths: column('sumTenths', version === 1 ? Number.MAX_SAFE_INTEGER : MAX_SUM_TENTHS),
+      noLatency: null,
+    };
+    if (version === 1) {
+      const count = column('count', runLimit);
+      c.noLatency = count.map((measured, k) => {
+        const unmeasured = c.up[k] + c.degraded[k] + c.down[k] - measured;
+        if (unmeasured < 0) fail(`${where}.count has more latencies than runs in a bucket`);
+        return unmeasured;
+      });
+    } else if (o.noLatency !== undefined) {
+      c.noLatency = column('noLatency', MAX_RUNS);
+      c.noLatency.forEach((unmeasured, k) => {
+        if (unmeasured > c.up[k] + c.degraded[k] + c.down[k]) {
+          fail(`${where}.noLatency has more runs without a latency than runs in a bucket`);
+        }
+      });
     }
-    for (let slot = 0; slot < this.size; slot++) {
-      if (this.count[slot] > this.up[slot] + this.degraded[slot] + this.down[slot]) {
-        fail(`${where}.count has more latencies than runs in a bucket`);
+    this.head = end as number;
+    const first = (this.head + 1) % this.size;
+    for (let k = 0; k < this.size; k++) {
+      const slot = (first + k) % this.size;
+      const at = slot * PER_BUCKET;
+      this.buckets[at] = Math.min(c.up[k], MAX_RUNS);
+      this.buckets[at + 1] = Math.min(c.degraded[k], MAX_RUNS);
+      this.buckets[at + 2] = Math.min(c.down[k], MAX_RUNS);
+      this.setMin(slot, Math.min(c.minTenths[k], MAX_LATENCY_TENTHS));
+      this.setMax(slot, Math.min(c.maxTenths[k], MAX_LATENCY_TENTHS));
+      this.setSum(slot, Math.min(c.sumTenths[k], MAX_SUM_TENTHS));
+    }
+    const unmeasured = c.noLatency?.some((n) => n > 0) ? c.noLatency : null;
+    if (unmeasured !== null) {
+      const column = new Uint16Array(this.size);
+      for (let k = 0; k < this.size; k++) {
+        const slot = (first + k) % this.size;
+        column[slot] = Math.min(unmeasured[k], MAX_RUNS, this.runs(slot));
       }
+      this.noLatency = column;
     }
   }
 }
@@ -350,6 +497,7 @@ class Slices {
   readonly minTenths: Float64Array;
   readonly maxTenths: Float64Array;
   readonly sumTenths: Float64Array;
+  /** Runs that reported a latency. */
   readonly count: Float64Array;
   runs = 0;
   ok = 0;
@@ -378,30 +526,53 @@ function percent(ok: number, runs: number): number | null {
   return runs === 0 ? null : Math.floor((ok * 10_000) / runs) / 100;
 }
 
-/** One check's buckets and latest results. */
+/** The uptime windows in buckets: 24h of minutes; 7d and 30d of hours. */
+const DAY_SPANS: readonly number[] = [MINUTE_BUCKETS];
+const WEEK_MONTH_SPANS: readonly number[] = [7 * 24, 30 * 24];
+
+/** Bytes of a check's buffer: the latest results (Float64 time, Uint32 latency, Uint8 state) and both rings. */
+const CHECK_BYTES = RECENT_RESULTS * (8 + 4 + 1) + (MINUTE_BUCKETS + HOUR_BUCKETS) * PER_BUCKET * 2;
+
+/** One check's buckets and latest results, in one buffer of CHECK_BYTES. */
 class CheckHistory {
-  readonly minutes = new Ring(MINUTE_BUCKETS, [MINUTE_BUCKETS]);
-  readonly hours = new Ring(HOUR_BUCKETS, [7 * 24, 30 * 24]);
-  readonly recentAtMs = new Float64Array(RECENT_RESULTS);
-  readonly recentState = new Uint8Array(RECENT_RESULTS);
-  /** NaN for a run without a latency. */
-  readonly recentLatencyMs = new Float64Array(RECENT_RESULTS);
+  readonly recentAtMs: Float64Array;
+  /** Tenths of a ms, NO_LATENCY for a run without one. */
+  readonly recentTenths: Uint32Array;
+  readonly recentState: Uint8Array;
+  readonly minutes: Ring;
+  readonly hours: Ring;
   recentCount = 0;
   recentNext = 0;
+
+  constructor() {
+    // Widest first, so that every view is aligned.
+    const arena = new Arena(CHECK_BYTES);
+    this.recentAtMs = arena.take(Float64Array, RECENT_RESULTS);
+    this.recentTenths = arena.take(Uint32Array, RECENT_RESULTS);
+    this.minutes = new Ring(MINUTE_BUCKETS, DAY_SPANS, arena);
+    this.hours = new Ring(HOUR_BUCKETS, WEEK_MONTH_SPANS, arena);
+    this.recentState = arena.take(Uint8Array, RECENT_RESULTS);
+  }
 
   add(state: number, tenths: number | null, atMs: number): void {
     this.minutes.add(Math.floor(atMs / MINUTE_MS), state, tenths);
     this.hours.add(Math.floor(atMs / HOUR_MS), state, tenths);
-    this.addRecent(atMs, state, tenths === null ? null : tenths / 10);
+    this.addRecent(atMs, state, tenths);
   }
 
-  addRecent(atMs: number, state: number, latencyMs: number | null): void {
+  addRecent(atMs: number, state: number, tenths: number | null): void {
     const i = this.recentNext;
     this.recentAtMs[i] = atMs;
     this.recentState[i] = state;
-    this.recentLatencyMs[i] = latencyMs ?? NaN;
+    this.recentTenths[i] = tenths ?? NO_LATENCY;
     this.recentNext = (i + 1) % RECENT_RESULTS;
     if (this.recentCount < RECENT_RESULTS) this.recentCount++;
+  }
+
+  /** The latency of recent result `i` in ms, or null. */
+  recentLatencyMs(i: number): number | null {
+    const tenths = this.recentTenths[i];
+    return tenths === NO_LATENCY ? null : tenths / 10;
   }
 
   /** Indices of the recent results, oldest first. */
@@ -413,15 +584,18 @@ class CheckHistory {
   toJSON(name: string): string {
     const recent: string[] = [];
     for (const i of this.recentSlots()) {
-      const latency = this.recentLatencyMs[i];
-      const latencyText = Number.isNaN(latency) ? 'null' : String(latency);
-      recent.push(`[${this.recentAtMs[i]},"${STATES[this.recentState[i]]}",${latencyText}]`);
+      recent.push(`[${this.recentAtMs[i]},"${STATES[this.recentState[i]]}",${this.recentLatencyMs(i)}]`);
     }
     return (
       `{"name":${JSON.stringify(name)},"minutes":${this.minutes.toJSON()},"hours":${this.hours.toJSON()},` +
       `"recent":[${recent.join(',')}]}`
     );
   }
+}
+
+/** Integer tenths of a ms, as buckets keep them. */
+function tenthsOf(latencyMs: number): number {
+  return Math.min(Math.round(latencyMs * 10), MAX_LATENCY_TENTHS);
 }
 
 interface Plan {
@@ -473,8 +647,7 @@ export class History {
       history = new CheckHistory();
       this.#checks.set(check, history);
     }
-    // Clamped to what a bucket's Uint32 holds: 4.9 days, far beyond any timeout.
-    history.add(code, latencyMs === null ? null : Math.min(Math.round(latencyMs * 10), 0xffffffff), atMs);
+    history.add(code, latencyMs === null ? null : tenthsOf(latencyMs), atMs);
   }
 
   /** Keeps a transition (a copy), dropping the oldest beyond MAX_TRANSITIONS. */
@@ -501,11 +674,10 @@ export class History {
     if (history === undefined) return [];
     const out: RecentResult[] = [];
     for (const i of history.recentSlots()) {
-      const latency = history.recentLatencyMs[i];
       out.push({
         time: new Date(history.recentAtMs[i]).toISOString(),
         state: STATES[history.recentState[i]],
-        latencyMs: Number.isNaN(latency) ? null : latency,
+        latencyMs: history.recentLatencyMs(i),
       });
     }
     return out;
@@ -647,7 +819,10 @@ export class History {
   /** A History from the parsed state file; throws an Error saying what is wrong with anything malformed. */
   static fromJSON(value: unknown): History {
     const o = record(value, 'history');
-    if (o.version !== HISTORY_VERSION) fail(`history.version must be ${HISTORY_VERSION}, got ${show(o.version)}`);
+    const version = o.version;
+    if (version !== 1 && version !== HISTORY_VERSION) {
+      fail(`history.version must be 1 or ${HISTORY_VERSION}, got ${show(version)}`);
+    }
     if (!Array.isArray(o.transitions)) fail(`history.transitions must be an array, got ${describe(o.transitions)}`);
     if (!Array.isArray(o.checks)) fail(`history.checks must be an array, got ${describe(o.checks)}`);
     const history = new History();
@@ -660,8 +835,8 @@ export class History {
       if (typeof entry.name !== 'string') fail(`${where}.name must be a string, got ${show(entry.name)}`);
       if (history.#checks.has(entry.name)) fail(`${where}.name ${JSON.stringify(entry.name)} appears twice`);
       const check = new CheckHistory();
-      check.minutes.load(entry.minutes, `${where}.minutes`);
-      check.hours.load(entry.hours, `${where}.hours`);
+      check.minutes.load(entry.minutes, `${where}.minutes`, version);
+      check.hours.load(entry.hours, `${where}.hours`, version);
       const recent = entry.recent;
       if (!Array.isArray(recent) || recent.length > RECENT_RESULTS) {
         fail(`${where}.recent must be an array of at most ${RECENT_RESULTS} results, got ${describe(recent)}`);
@@ -675,7 +850,7 @@ export class History {
           Object.hasOwn(STATE_CODE, state) &&
           (latency === null || (typeof latency === 'number' && Number.isFinite(latency) && latency >= 0));
         if (!valid) fail(`${where}.recent[${k}] must be [time ms, state, latency ms or null], got ${show(r)}`);
-        check.addRecent(atMs, STATE_CODE[state as CheckState], latency);
+        check.addRecent(atMs, STATE_CODE[state as CheckState], latency === null ? null : tenthsOf(latency));
       });
       history.#checks.set(entry.name, check);
     });

@@ -4,9 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
+  HISTORY_VERSION,
   History,
   type HistoryAnswer,
   HOUR_BUCKETS,
+  MAX_LATENCY_TENTHS,
   MAX_TRANSITIONS,
   MINUTE_BUCKETS,
   parseHistoryQuery,
@@ -42,6 +44,20 @@ function transition(atMs: number, check: string | null, to: CheckState, from: Ch
 
 function text(history: History): string {
   return [...history.jsonPieces()].join('');
+}
+
+/** A parsed state file of version 2 as version 1 wrote it: a `count` of runs with a latency per bucket. */
+function asVersion1(file: unknown): unknown {
+  const copy = structuredClone(file) as { version: number; checks: Array<Record<string, Record<string, number[]>>> };
+  copy.version = 1;
+  for (const check of copy.checks) {
+    for (const ring of [check.minutes, check.hours]) {
+      const { noLatency, ...rest } = ring;
+      rest.count = ring.up.map((up, k) => up + ring.degraded[k] + ring.down[k] - (noLatency?.[k] ?? 0));
+      check[ring === check.minutes ? 'minutes' : 'hours'] = rest;
+    }
+  }
+  return copy;
 }
 
 test('counts runs per state and latency min/avg/max in the minute that holds them', () => {
@@ -429,57 +445,156 @@ test('a history saved ahead of the clock shows nothing from the future and drops
 test('fromJSON refuses a wrong version, wrong lengths and bad types, saying where', () => {
   const history = new History();
   history.record('api', 'up', 5, T0);
+  history.record('api', 'down', null, T0 + 1);
   history.addTransition(transition(T0, 'api', 'down'));
   const good = (): unknown => JSON.parse(text(history));
+  const old = (): unknown => asVersion1(good());
   const check = (good() as { checks: unknown[] }).checks[0];
-  // [what, the path to the value spoiled (none: the whole file), its new value (undefined: removed), the error]
-  const cases: Array<[string, Array<string | number>, unknown, RegExp]> = [
-    ['not an object', [], [], /^history must be an object, got an array of 0 items$/],
-    ['null', [], null, /^history must be an object, got null$/],
-    ['wrong version', ['version'], 2, /^history\.version must be 1, got 2$/],
-    ['no transitions', ['transitions'], {}, /^history\.transitions must be an array, got object/],
-    ['no checks', ['checks'], 'x', /^history\.checks must be an array, got string/],
-    ['a bad transition time', ['transitions', 0, 'time'], 'soon', /transitions\[0\]\.time must be ISO 8601/],
-    ['a bad transition check', ['transitions', 0, 'check'], 3, /transitions\[0\]\.check must be a string or null/],
-    ['a bad transition from', ['transitions', 0, 'from'], 'sideways', /transitions\[0\]\.from must be a state/],
-    ['a bad transition to', ['transitions', 0, 'to'], null, /transitions\[0\]\.to must be a state/],
-    ['a bad transition reason', ['transitions', 0, 'reason'], 1, /transitions\[0\]\.reason must be a string or null/],
-    ['a check not an object', ['checks', 0], 'api', /^history\.checks\[0\] must be an object/],
-    ['a check without a name', ['checks', 0, 'name'], undefined, /checks\[0\]\.name must be a string/],
-    ['a check twice', ['checks', 1], check, /checks\[1\]\.name "api" appears twice/],
-    ['no minutes', ['checks', 0, 'minutes'], undefined, /checks\[0\]\.minutes must be an object/],
-    ['a bad end', ['checks', 0, 'hours', 'end'], 1.5, /hours\.end must be an integer >= -1, got 1.5/],
-    ['a short column', ['checks', 0, 'minutes', 'up'], Array(1439).fill(0), /minutes\.up must be an array of 1440 int/],
-    ['a long column', ['checks', 0, 'hours', 'sumTenths'], Array(2161).fill(0), /hours\.sumTenths must be an array/],
-    ['no column', ['checks', 0, 'hours', 'count'], undefined, /hours\.count must be an array of 2160 .*undefined/],
+  // [what, the file (version 2 or 1), the path to the value spoiled (none: the whole file), its new value
+  // (undefined: removed), the error]
+  const cases: Array<[string, () => unknown, Array<string | number>, unknown, RegExp]> = [
+    ['not an object', good, [], [], /^history must be an object, got an array of 0 items$/],
+    ['null', good, [], null, /^history must be an object, got null$/],
+    ['wrong version', good, ['version'], 3, /^history\.version must be 1 or 2, got 3$/],
+    ['no version', good, ['version'], undefined, /^history\.version must be 1 or 2, got undefined$/],
+    ['no transitions', good, ['transitions'], {}, /^history\.transitions must be an array, got object/],
+    ['no checks', good, ['checks'], 'x', /^history\.checks must be an array, got string/],
+    ['a bad transition time', good, ['transitions', 0, 'time'], 'soon', /transitions\[0\]\.time must be ISO 8601/],
+    [
+      'a bad transition check',
+      good,
+      ['transitions', 0, 'check'],
+      3,
+      /transitions\[0\]\.check must be a string or null/,
+    ],
+    ['a bad transition from', good, ['transitions', 0, 'from'], 'sideways', /transitions\[0\]\.from must be a state/],
+    ['a bad transition to', good, ['transitions', 0, 'to'], null, /transitions\[0\]\.to must be a state/],
+    [
+      'a bad transition reason',
+      good,
+      ['transitions', 0, 'reason'],
+      1,
+      /transitions\[0\]\.reason must be a string or null/,
+    ],
+    ['a check not an object', good, ['checks', 0], 'api', /^history\.checks\[0\] must be an object/],
+    ['a check without a name', good, ['checks', 0, 'name'], undefined, /checks\[0\]\.name must be a string/],
+    ['a check twice', good, ['checks', 1], check, /checks\[1\]\.name "api" appears twice/],
+    ['no minutes', good, ['checks', 0, 'minutes'], undefined, /checks\[0\]\.minutes must be an object/],
+    ['a bad end', good, ['checks', 0, 'hours', 'end'], 1.5, /hours\.end must be an integer >= -1, got 1.5/],
+    [
+      'a short column',
+      good,
+      ['checks', 0, 'minutes', 'up'],
+      Array(1439).fill(0),
+      /minutes\.up must be an array of 1440 int/,
+    ],
+    [
+      'a long column',
+      good,
+      ['checks', 0, 'hours', 'sumTenths'],
+      Array(2161).fill(0),
+      /hours\.sumTenths must be an array/,
+    ],
+    [
+      'no column',
+      good,
+      ['checks', 0, 'hours', 'maxTenths'],
+      undefined,
+      /hours\.maxTenths must be an array of 2160 .*undefined/,
+    ],
     [
       'a fractional count',
+      good,
       ['checks', 0, 'minutes', 'down', 3],
       0.5,
-      /down\[3\] must be an integer 0-4294967295, got 0.5/,
+      /down\[3\] must be an integer 0-65535, got 0.5/,
     ],
-    ['a negative count', ['checks', 0, 'minutes', 'degraded', 3], -1, /minutes\.degraded\[3\] must be an integer/],
+    [
+      'a count over 16 bits',
+      good,
+      ['checks', 0, 'hours', 'up', 3],
+      65_536,
+      /hours\.up\[3\] must be an integer 0-65535/,
+    ],
+    [
+      'a negative count',
+      good,
+      ['checks', 0, 'minutes', 'degraded', 3],
+      -1,
+      /minutes\.degraded\[3\] must be an integer/,
+    ],
     [
       'a string latency',
+      good,
       ['checks', 0, 'minutes', 'minTenths', 3],
       '1',
-      /minTenths\[3\] must be an integer 0-\d+, got "1"/,
+      /minTenths\[3\] must be an integer 0-16777215, got "1"/,
+    ],
+    [
+      'a latency over 24 bits',
+      good,
+      ['checks', 0, 'hours', 'maxTenths', 0],
+      2 ** 24,
+      /hours\.maxTenths\[0\] must be an integer 0-16777215, got 16777216/,
     ],
     [
       'a fractional sum',
+      good,
+      ['checks', 0, 'hours', 'sumTenths', 9],
+      1.5,
+      /sumTenths\[9\] must be an integer 0-4294967295, got 1.5/,
+    ],
+    [
+      'a bad column of runs without latency',
+      good,
+      ['checks', 0, 'hours', 'noLatency'],
+      'none',
+      /hours\.noLatency must be an array of 2160 integers, got string/,
+    ],
+    [
+      'more runs without latency than runs',
+      good,
+      ['checks', 0, 'minutes', 'noLatency', 1439],
+      3,
+      /minutes\.noLatency has more runs without a latency than runs in a bucket/,
+    ],
+    ['no recent list', good, ['checks', 0, 'recent'], null, /recent must be an array of at most 60 results/],
+    ['a long recent list', good, ['checks', 0, 'recent'], Array(61).fill([T0, 'up', 1]), /recent must be an array/],
+    ['a bad recent state', good, ['checks', 0, 'recent', 0, 1], 'meh', /recent\[0\] must be \[time ms, state/],
+    ['a bad recent latency', good, ['checks', 0, 'recent', 0, 2], -5, /recent\[0\] must be/],
+    ['a short recent entry', good, ['checks', 0, 'recent', 0], [T0, 'up'], /recent\[0\] must be/],
+    // Version 1: Uint32 counts and latencies, a sum up to 2^53, and `count` (runs with a latency).
+    [
+      'version 1 without count',
+      old,
+      ['checks', 0, 'hours', 'count'],
+      undefined,
+      /hours\.count must be an array of 2160/,
+    ],
+    [
+      'version 1, a fractional count',
+      old,
+      ['checks', 0, 'minutes', 'up', 3],
+      0.5,
+      /up\[3\] must be an integer 0-4294967295/,
+    ],
+    [
+      'version 1, a fractional sum',
+      old,
       ['checks', 0, 'hours', 'sumTenths', 9],
       1.5,
       /sumTenths\[9\] must be an integer 0-9007199254740991/,
     ],
-    ['more latencies than runs', ['checks', 0, 'minutes', 'count', 1439], 2, /minutes\.count has more latencies/],
-    ['no recent list', ['checks', 0, 'recent'], null, /recent must be an array of at most 60 results/],
-    ['a long recent list', ['checks', 0, 'recent'], Array(61).fill([T0, 'up', 1]), /recent must be an array/],
-    ['a bad recent state', ['checks', 0, 'recent', 0, 1], 'meh', /recent\[0\] must be \[time ms, state/],
-    ['a bad recent latency', ['checks', 0, 'recent', 0, 2], -5, /recent\[0\] must be/],
-    ['a short recent entry', ['checks', 0, 'recent', 0], [T0, 'up'], /recent\[0\] must be/],
+    [
+      'version 1, more latencies than runs',
+      old,
+      ['checks', 0, 'minutes', 'count', 1439],
+      3,
+      /minutes\.count has more latencies than runs/,
+    ],
   ];
-  for (const [what, path, value, message] of cases) {
-    let file = good();
+  for (const [what, made, path, value, message] of cases) {
+    let file = made();
     if (path.length === 0) file = value;
     else {
       let parent = file as Record<string | number, unknown>;
@@ -500,4 +615,132 @@ test('fromJSON refuses a wrong version, wrong lengths and bad types, saying wher
   const fine = good() as { checks: Array<{ recent: unknown[][] }> };
   fine.checks[0].recent[0][2] = null;
   assert.deepEqual(History.fromJSON(fine).recent('api')[0].latencyMs, null);
+});
+
+test('reads a version 1 state file and answers as the history that wrote it', () => {
+  const history = new History();
+  const now = T0 + 95 * DAY + 7 * MINUTE;
+  for (let t = now - 92 * DAY; t <= now; t += 11 * MINUTE + 17_000) {
+    const state: CheckState = t % 13 === 0 ? 'down' : t % 5 === 0 ? 'degraded' : 'up';
+    history.record('api', state, state === 'down' ? null : ((t / 1000) % 4999) / 10, t);
+    history.record('web', state, 123_456.7 + (t % 7), t);
+  }
+  history.addTransition(transition(now - HOUR, 'api', 'down'));
+  const version1 = asVersion1(JSON.parse(text(history))) as { version: number; checks: Array<{ minutes: object }> };
+  assert.equal(version1.version, 1);
+  assert.ok('count' in version1.checks[0].minutes && !('noLatency' in version1.checks[0].minutes));
+  const copy = History.fromJSON(version1);
+  // Read back into version 2, it saves exactly what the history that wrote it saves.
+  assert.equal(text(copy), text(history));
+  for (const range of Object.keys(RANGES) as RangeName[]) {
+    const q = { range, buckets: 90, checks: ['api', 'web'] };
+    assert.deepEqual(copy.query(q, now), history.query(q, now), range);
+  }
+  assert.deepEqual(copy.uptime('api', now), history.uptime('api', now));
+  assert.deepEqual(copy.recent('web'), history.recent('web'));
+});
+
+test('a version 1 bucket beyond what version 2 holds is clamped, not refused', () => {
+  const history = new History();
+  history.record('api', 'up', 1, T0);
+  const file = asVersion1(JSON.parse(text(history))) as { checks: Array<{ minutes: Record<string, number[]> }> };
+  const minutes = file.checks[0].minutes;
+  // The newest minute: 100,000 up runs, 70,000 of them with a latency, one of 3 hours, summing to 2^40.
+  minutes.up[1439] = 100_000;
+  minutes.count[1439] = 70_000;
+  minutes.maxTenths[1439] = 3 * 36_000_000;
+  minutes.sumTenths[1439] = 2 ** 40;
+  const copy = History.fromJSON(file);
+  const bucket = copy.query({ range: '1h', buckets: 60, checks: ['api'] }, T0).checks[0].buckets[59];
+  assert.equal(bucket.up, 65_535);
+  // 65,535 runs of which 30,000 without a latency; the sum held is 2^32 - 1 tenths.
+  assert.deepEqual(bucket.latencyMs, {
+    min: 1,
+    avg: Math.round((2 ** 32 - 1) / 35_535) / 10,
+    max: MAX_LATENCY_TENTHS / 10,
+  });
+});
+
+test('writes the runs without a latency only for checks that have such runs', () => {
+  const history = new History();
+  history.record('api', 'up', 12.5, T0);
+  history.record('push', 'up', null, T0);
+  history.record('push', 'down', null, T0 + MINUTE);
+  history.record('push', 'up', 3, T0 + MINUTE);
+  const file = JSON.parse(text(history)) as {
+    version: number;
+    checks: Array<{ name: string; minutes: Record<string, unknown>; hours: Record<string, unknown> }>;
+  };
+  assert.equal(file.version, HISTORY_VERSION);
+  const [api, push] = file.checks;
+  assert.deepEqual(Object.keys(api.minutes), ['end', 'up', 'degraded', 'down', 'minTenths', 'maxTenths', 'sumTenths']);
+  assert.deepEqual((push.minutes.noLatency as number[]).slice(-2), [1, 1]);
+  assert.deepEqual((push.hours.noLatency as number[]).slice(-1), [2]);
+  const answer = history.query({ range: '1h', buckets: 60, checks: ['push'] }, T0 + MINUTE);
+  assert.deepEqual(answer.checks[0].buckets.slice(-2), [
+    { start: iso(T0), up: 1, degraded: 0, down: 0, latencyMs: { min: null, avg: null, max: null } },
+    { start: iso(T0 + MINUTE), up: 1, degraded: 0, down: 1, latencyMs: { min: 3, avg: 3, max: 3 } },
+  ]);
+  // Once those runs have left every bucket, the column is left out again.
+  history.record('push', 'up', 1, T0 + 100 * DAY);
+  const later = JSON.parse(text(history)) as typeof file;
+  assert.equal('noLatency' in later.checks[1].hours, false);
+  assert.equal(text(History.fromJSON(later)), text(history));
+});
+
+test('a bucket counts at most 65,535 runs of a state, and of runs without a latency; more are dropped whole', () => {
+  const history = new History();
+  // Floods no schedule makes, in one minute: 70,000 up runs of 20 ms, then 10 slow ones (dropped: up is full),
+  // then 40,000 degraded and 30,000 down runs without a latency (the last 4,465 dropped: 65,535 of those is
+  // full), then one down run of 900 ms.
+  for (let i = 0; i < 70_000; i++) history.record('api', 'up', 20, T0 + i * 0.5);
+  for (let i = 0; i < 10; i++) history.record('api', 'up', 900, T0 + 40_000 + i);
+  for (let i = 0; i < 70_000; i++) history.record('api', i < 40_000 ? 'degraded' : 'down', null, T0 + 45_000 + i * 0.2);
+  history.record('api', 'down', 900, T0 + 59_999);
+  const minute = history.query({ range: '1h', buckets: 60, checks: ['api'] }, T0).checks[0].buckets[59];
+  assert.deepEqual(minute, {
+    start: iso(T0),
+    up: 65_535,
+    degraded: 40_000,
+    down: 25_536,
+    latencyMs: { min: 20, avg: Math.round((65_535 * 200 + 9000) / 65_536) / 10, max: 900 },
+  });
+  const hour = history.query({ range: '7d', buckets: 168, checks: ['api'] }, T0).checks[0].buckets[167];
+  assert.deepEqual([hour.up, hour.degraded, hour.down], [65_535, 40_000, 25_536]);
+  assert.deepEqual(history.uptime('api', T0), { '24h': 80.51, '7d': 80.51, '30d': 80.51 });
+  assert.equal(history.recent('api').length, RECENT_RESULTS);
+  // The full bucket survives a save.
+  const copy = History.fromJSON(JSON.parse(text(history)));
+  assert.deepEqual(copy.query({ range: '1h', buckets: 60, checks: ['api'] }, T0).checks[0].buckets[59], minute);
+});
+
+test('keeps latencies to 0.1 ms up to 27 min 57.7 s, and a longer one as that', () => {
+  const history = new History();
+  history.record('api', 'up', 0.04, T0);
+  history.record('api', 'up', 6553.6, T0 + 1);
+  history.record('api', 'up', 1_677_721.5, T0 + 2);
+  history.record('api', 'up', 123_456.78, T0 + MINUTE);
+  history.record('api', 'up', 7 * DAY, T0 + 2 * MINUTE);
+  const q = { range: '1h', buckets: 60, checks: ['api'] } as const;
+  const latencies = (h: History): unknown[] =>
+    h
+      .query(q, T0 + 2 * MINUTE)
+      .checks[0].buckets.slice(-3)
+      .map((b) => b.latencyMs);
+  const expected = [
+    { min: 0, avg: Math.round((65_536 + 16_777_215) / 3) / 10, max: 1_677_721.5 },
+    { min: 123_456.8, avg: 123_456.8, max: 123_456.8 },
+    { min: 1_677_721.5, avg: 1_677_721.5, max: 1_677_721.5 },
+  ];
+  assert.deepEqual(latencies(history), expected);
+  assert.deepEqual(latencies(History.fromJSON(JSON.parse(text(history)))), expected);
+  assert.deepEqual(
+    history.recent('api').map((r) => r.latencyMs),
+    [0, 6553.6, 1_677_721.5, 123_456.8, MAX_LATENCY_TENTHS / 10],
+  );
+  // A bucket's latency sum stops at 2^32 - 1 tenths (119 hours): more than a check's runs can take in an
+  // hour, since they never overlap; only runs recorded at will get there.
+  for (let i = 0; i < 300; i++) history.record('flood', 'up', 25 * MINUTE, T0 + i);
+  const flood = history.query({ range: '1h', buckets: 1, checks: ['flood'] }, T0).checks[0].buckets[0];
+  assert.deepEqual(flood.latencyMs, { min: 25 * MINUTE, avg: Math.round((2 ** 32 - 1) / 300) / 10, max: 25 * MINUTE });
 });
