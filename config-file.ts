@@ -44,7 +44,8 @@ export function loadMonitorConfig(config: Config): { monitor: MonitorConfig; pro
   }
   const problems: string[] = [];
   for (const key of Object.keys(document)) {
-    if (!TOP_LEVEL_FIELDS.has(key)) problems.push(`config: ${path}: unknown field ${JSON.stringify(key)} (accepted: checks, alerts)`);
+    if (!TOP_LEVEL_FIELDS.has(key))
+      problems.push(`config: ${path}: unknown field ${JSON.stringify(key)} (accepted: checks, alerts)`);
   }
   const fields = document as { checks?: unknown; alerts?: unknown };
   const taken = new Set(config.checks.map((c) => c.name));

@@ -106,17 +106,34 @@ const HEARTBEAT_ACCEPTED = `0 (off) or an integer from 100 to ${MAX_TIMER_MS}`;
 
 /** The configuration: every variable, its default, its help line and its parser, once. */
 export const SETTINGS: readonly Setting[] = [
-  { name: 'PORT', key: 'port', shown: '8080', help: 'TCP port, 0-65535 (0 = any free port; the start-up log says which)',
-    read: integer(0, 65535, 8080) },
-  { name: 'HOST', key: 'host', shown: '0.0.0.0', help: 'listen address',
+  {
+    name: 'PORT',
+    key: 'port',
+    shown: '8080',
+    help: 'TCP port, 0-65535 (0 = any free port; the start-up log says which)',
+    read: integer(0, 65535, 8080),
+  },
+  {
+    name: 'HOST',
+    key: 'host',
+    shown: '0.0.0.0',
+    help: 'listen address',
     read: (raw, refuse) => {
       if (/[\s\x00-\x1f\x7f]/.test(raw)) refuse('an address or host name without spaces');
       return raw || '0.0.0.0';
-    } },
-  { name: 'STATUS_INTERVAL_MS', key: 'intervalMs', shown: '10000',
+    },
+  },
+  {
+    name: 'STATUS_INTERVAL_MS',
+    key: 'intervalMs',
+    shown: '10000',
     help: 'a snapshot to every stream this often; default interval of each check; >= 100',
-    read: integer(100, MAX_TIMER_MS, 10_000) },
-  { name: 'CHECKS', key: 'checks', shown: '(empty)',
+    read: integer(100, MAX_TIMER_MS, 10_000),
+  },
+  {
+    name: 'CHECKS',
+    key: 'checks',
+    shown: '(empty)',
     help: 'comma-separated [name=]url: http://, https://, tcp://host:port, dns://name; empty = host and service only',
     read: (raw, _refuse, env, report) => {
       // The defaults of every check; a bad value of theirs is reported on its own line.
@@ -128,59 +145,135 @@ export const SETTINGS: readonly Setting[] = [
       const { checks, problems } = parseCheckList(raw, defaults);
       for (const problem of problems) report(problem);
       return Object.freeze(checks);
-    } },
-  { name: 'CHECK_TIMEOUT_MS', key: 'checkTimeoutMs', shown: '2000', help: 'default per-check timeout, >= 1',
-    read: integer(1, MAX_TIMER_MS, 2000) },
-  { name: 'HEARTBEAT_MS', key: 'heartbeatMs', shown: '15000',
+    },
+  },
+  {
+    name: 'CHECK_TIMEOUT_MS',
+    key: 'checkTimeoutMs',
+    shown: '2000',
+    help: 'default per-check timeout, >= 1',
+    read: integer(1, MAX_TIMER_MS, 2000),
+  },
+  {
+    name: 'HEARTBEAT_MS',
+    key: 'heartbeatMs',
+    shown: '15000',
     help: 'a comment frame after this much silence on a stream; >= 100, or 0 = off',
     read: (raw, refuse, env, report) => {
       const value = integer(0, MAX_TIMER_MS, 15_000, HEARTBEAT_ACCEPTED)(raw, refuse, env, report) as number;
       if (value > 0 && value < 100) refuse(HEARTBEAT_ACCEPTED);
       return value;
-    } },
-  { name: 'RETRY_MS', key: 'retryMs', shown: '3000', help: 'the retry: sent to clients, >= 0',
-    read: integer(0, MAX_TIMER_MS, 3000) },
-  { name: 'HISTORY_SIZE', key: 'historySize', shown: '100', help: `events kept for Last-Event-ID replay, 0-${MAX_HISTORY_SIZE}`,
-    read: integer(0, MAX_HISTORY_SIZE, 100) },
-  { name: 'MAX_CLIENTS', key: 'maxClients', shown: '10000', help: 'open streams allowed at once, >= 1',
-    read: integer(1, 10_000_000, 10_000) },
-  { name: 'MAX_BUFFERED_BYTES', key: 'maxBufferedBytes', shown: '262144',
-    help: 'a stream with more unsent bytes than this is dropped; >= 1024', read: integer(1024, 2 ** 40, 262_144) },
-  { name: 'CORS_ORIGIN', key: 'corsOrigins', shown: '(empty)',
-    help: 'empty = no CORS headers; * or a comma-separated list of exact origins', read: parseCorsOrigins },
-  { name: 'AUTH_TOKEN', key: 'authToken', shown: '(empty)',
+    },
+  },
+  {
+    name: 'RETRY_MS',
+    key: 'retryMs',
+    shown: '3000',
+    help: 'the retry: sent to clients, >= 0',
+    read: integer(0, MAX_TIMER_MS, 3000),
+  },
+  {
+    name: 'HISTORY_SIZE',
+    key: 'historySize',
+    shown: '100',
+    help: `events kept for Last-Event-ID replay, 0-${MAX_HISTORY_SIZE}`,
+    read: integer(0, MAX_HISTORY_SIZE, 100),
+  },
+  {
+    name: 'MAX_CLIENTS',
+    key: 'maxClients',
+    shown: '10000',
+    help: 'open streams allowed at once, >= 1',
+    read: integer(1, 10_000_000, 10_000),
+  },
+  {
+    name: 'MAX_BUFFERED_BYTES',
+    key: 'maxBufferedBytes',
+    shown: '262144',
+    help: 'a stream with more unsent bytes than this is dropped; >= 1024',
+    read: integer(1024, 2 ** 40, 262_144),
+  },
+  {
+    name: 'CORS_ORIGIN',
+    key: 'corsOrigins',
+    shown: '(empty)',
+    help: 'empty = no CORS headers; * or a comma-separated list of exact origins',
+    read: parseCorsOrigins,
+  },
+  {
+    name: 'AUTH_TOKEN',
+    key: 'authToken',
+    shown: '(empty)',
     help: 'read token: /events, /status, /history, /metrics, badges need it (Bearer header, ?token= or cookie)',
-    read: token('AUTH_TOKEN') },
-  { name: 'SHUTDOWN_GRACE_MS', key: 'shutdownGraceMs', shown: '5000', help: 'longest a graceful shutdown may take, >= 0',
-    read: integer(0, MAX_TIMER_MS, 5000) },
-  { name: 'LOG_LEVEL', key: 'logLevel', shown: 'info', help: 'debug, info, warn, error, silent',
+    read: token('AUTH_TOKEN'),
+  },
+  {
+    name: 'SHUTDOWN_GRACE_MS',
+    key: 'shutdownGraceMs',
+    shown: '5000',
+    help: 'longest a graceful shutdown may take, >= 0',
+    read: integer(0, MAX_TIMER_MS, 5000),
+  },
+  {
+    name: 'LOG_LEVEL',
+    key: 'logLevel',
+    shown: 'info',
+    help: 'debug, info, warn, error, silent',
     read: (raw, refuse) => {
       const level = raw || 'info';
       if (Object.hasOwn(LOG_LEVELS, level)) return level;
       refuse(`one of ${Object.keys(LOG_LEVELS).join(', ')}`);
       return 'info';
-    } },
-  { name: 'TITLE', key: 'title', shown: 'hostname', help: 'the service name on the page, in badges and snapshots',
+    },
+  },
+  {
+    name: 'TITLE',
+    key: 'title',
+    shown: 'hostname',
+    help: 'the service name on the page, in badges and snapshots',
     read: (raw, refuse) => {
       if (/[\x00-\x1f\x7f]/.test(raw) || raw.length > 100) refuse('at most 100 characters, no control characters');
       return raw || hostname();
-    } },
-  { name: 'CONFIG_FILE', key: 'configFile', shown: '(empty)',
+    },
+  },
+  {
+    name: 'CONFIG_FILE',
+    key: 'configFile',
+    shown: '(empty)',
     help: 'JSON file with checks (with options) and alerts; reloaded on SIGHUP and when it changes',
-    read: (raw) => raw || null },
-  { name: 'STATE_DIR', key: 'stateDir', shown: '(empty)',
+    read: (raw) => raw || null,
+  },
+  {
+    name: 'STATE_DIR',
+    key: 'stateDir',
+    shown: '(empty)',
     help: 'empty = history lives in memory only; else a writable directory that keeps it across restarts',
-    read: (raw) => raw || null },
-  { name: 'MAX_CONNECTIONS', key: 'maxConnections', shown: 'nofile − 64',
+    read: (raw) => raw || null,
+  },
+  {
+    name: 'MAX_CONNECTIONS',
+    key: 'maxConnections',
+    shown: 'nofile − 64',
     help: 'open TCP connections allowed at once; default: the descriptor limit minus 64',
     read: (raw, refuse, env, report) => {
       if (raw !== '') return integer(1, 10_000_000, 0)(raw, refuse, env, report);
       return defaultMaxConnections(softDescriptorLimit(), env);
-    } },
-  { name: 'HEADERS_TIMEOUT_MS', key: 'headersTimeoutMs', shown: '10000',
-    help: 'a connection must send a complete request head within this, >= 100', read: integer(100, MAX_TIMER_MS, 10_000) },
-  { name: 'PUBLISH_TOKEN', key: 'publishToken', shown: '(empty)',
-    help: 'empty = write API off; else its routes need "Authorization: Bearer <token>"', read: token('PUBLISH_TOKEN') },
+    },
+  },
+  {
+    name: 'HEADERS_TIMEOUT_MS',
+    key: 'headersTimeoutMs',
+    shown: '10000',
+    help: 'a connection must send a complete request head within this, >= 100',
+    read: integer(100, MAX_TIMER_MS, 10_000),
+  },
+  {
+    name: 'PUBLISH_TOKEN',
+    key: 'publishToken',
+    shown: '(empty)',
+    help: 'empty = write API off; else its routes need "Authorization: Bearer <token>"',
+    read: token('PUBLISH_TOKEN'),
+  },
 ];
 
 export const HELP = helpText();
@@ -239,14 +332,22 @@ export function defaultMaxConnections(nofile: number | null, env: Env): number |
 }
 
 function parseCorsOrigins(value: string, refuse: Refuse): '*' | readonly string[] {
-  const entries = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const entries = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (entries.length === 1 && entries[0] === '*') return '*';
   const origins: string[] = [];
   for (const entry of entries) {
     let origin = '';
-    try { origin = new URL(entry).origin; } catch { /* reported below */ }
+    try {
+      origin = new URL(entry).origin;
+    } catch {
+      /* reported below */
+    }
     // An origin is scheme://host[:port] and nothing else (RFC 6454 §6.1), compared exactly.
-    if (origin !== entry || origin === 'null') refuse('* or a comma-separated list of origins like https://example.com');
+    if (origin !== entry || origin === 'null')
+      refuse('* or a comma-separated list of origins like https://example.com');
     else origins.push(origin);
   }
   return Object.freeze(origins);

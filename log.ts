@@ -21,7 +21,10 @@ export interface Logger {
   isDebug: boolean;
 }
 
-export function createLogger(levelName: LogLevelName, write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
+export function createLogger(
+  levelName: LogLevelName,
+  write: (line: string) => void = (line) => process.stdout.write(line),
+): Logger {
   const threshold = LOG_LEVELS[levelName];
   const base = `"pid":${process.pid},"hostname":${JSON.stringify(hostname())}`;
   const emit = (level: number, msg: string, fields?: LogFields): void => {

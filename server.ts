@@ -6,21 +6,21 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pathToFileURL } from 'node:url';
-import { type Config, ConfigError, HELP, parseConfig, redactedConfig } from './config.ts';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
 import { Alerter } from './alerts.ts';
+import { type Config, ConfigError, HELP, parseConfig, redactedConfig } from './config.ts';
 import { loadMonitorConfig, watchConfigFile } from './config-file.ts';
 import { createAccess } from './http/access.ts';
 import { admitPipelined, guardConnections, serverOptions } from './http/connections.ts';
 import { preparePage } from './http/page.ts';
 import { createRouter } from './http/router.ts';
 import { createRoutes } from './http/routes.ts';
-import { type Logger, createLogger } from './log.ts';
+import { createLogger, type Logger } from './log.ts';
 import { SseHub } from './sse.ts';
-import { StateStore } from './state-store.ts';
 import { ServiceState } from './state.ts';
+import { StateStore } from './state-store.ts';
 import { type Latest, StatusPoller } from './status.ts';
 
 // The kernel caps this at net.core.somaxconn (4096 on current Linux). Node's default, 511,
@@ -73,7 +73,11 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const hub = createHub(config, log);
 
   // Maintenance: transitions are still recorded and streamed, but nobody is paged.
-  const alerter = new Alerter({ targets: monitor.alerts, log, suppressed: () => state.announcement?.maintenance === true });
+  const alerter = new Alerter({
+    targets: monitor.alerts,
+    log,
+    suppressed: () => state.announcement?.maintenance === true,
+  });
   const service = { hostname: hostname(), version, title: config.title };
   // History of checks no longer configured is dropped, as a reload drops a removed check's.
   state.keepOnly(monitor.checks.map((c) => c.name));
@@ -117,7 +121,16 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const connections = guardConnections(server, config, log);
   const access = createAccess(config);
   const routes = createRoutes({
-    config, hub, poller, page, access, connections, state, alerter, reloads, draining: () => draining,
+    config,
+    hub,
+    poller,
+    page,
+    access,
+    connections,
+    state,
+    alerter,
+    reloads,
+    draining: () => draining,
   });
   const route = createRouter({
     routes,
@@ -135,14 +148,22 @@ export async function startServer(config: Config, options: StartOptions): Promis
   await listen(server, config);
   poller.start();
   state.startSaving();
-  const stopWatching = config.configFile === null ? () => {} : watchConfigFile(config.configFile, reload, (err) => {
-    log.warn('watching CONFIG_FILE failed: it is reloaded on SIGHUP only', { err });
-  });
+  const stopWatching =
+    config.configFile === null
+      ? () => {}
+      : watchConfigFile(config.configFile, reload, (err) => {
+          log.warn('watching CONFIG_FILE failed: it is reloaded on SIGHUP only', { err });
+        });
   const address = server.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   log.info('listening', {
-    address: address.address, port: address.port, url: `http://${urlHost}:${address.port}/`, version,
-    node: process.version, config: redactedConfig(config), checks: monitor.checks.map(({ name, kind, target }) => ({ name, kind, target })),
+    address: address.address,
+    port: address.port,
+    url: `http://${urlHost}:${address.port}/`,
+    version,
+    node: process.version,
+    config: redactedConfig(config),
+    checks: monitor.checks.map(({ name, kind, target }) => ({ name, kind, target })),
     alerts: monitor.alerts.map((a) => a.shownAs),
   });
 
@@ -154,7 +175,17 @@ export async function startServer(config: Config, options: StartOptions): Promis
     return closed;
   };
 
-  return { server, hub, poller, state, alerter, port: address.port, url: `http://${urlHost}:${address.port}`, reload, shutdown };
+  return {
+    server,
+    hub,
+    poller,
+    state,
+    alerter,
+    port: address.port,
+    url: `http://${urlHost}:${address.port}`,
+    reload,
+    shutdown,
+  };
 }
 
 interface Parts {
@@ -290,8 +321,12 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   } catch (err) {
     if (err instanceof ConfigError) return configError(err.problems);
     const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'EADDRINUSE' ? 'is already in use'
-      : code === 'EACCES' ? 'needs privileges this process lacks' : `cannot be used (${String(code ?? err)})`;
+    const reason =
+      code === 'EADDRINUSE'
+        ? 'is already in use'
+        : code === 'EACCES'
+          ? 'needs privileges this process lacks'
+          : `cannot be used (${String(code ?? err)})`;
     process.stderr.write(`status-stream: ${config.host}:${config.port} ${reason}\n`);
     process.exit(1);
   }

@@ -81,8 +81,13 @@ export function announcementFromJSON(value: unknown): Announcement | null {
   if (value === null) return null;
   const a = value as Partial<Announcement> | undefined;
   if (
-    typeof a !== 'object' || typeof a.text !== 'string' || typeof a.level !== 'string' || !LEVELS.has(a.level)
-    || typeof a.maintenance !== 'boolean' || typeof a.time !== 'string' || Number.isNaN(Date.parse(a.time))
+    typeof a !== 'object' ||
+    typeof a.text !== 'string' ||
+    typeof a.level !== 'string' ||
+    !LEVELS.has(a.level) ||
+    typeof a.maintenance !== 'boolean' ||
+    typeof a.time !== 'string' ||
+    Number.isNaN(Date.parse(a.time))
   ) {
     throw new Error('announcement must be null or {text, level, maintenance, time}');
   }

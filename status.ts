@@ -96,7 +96,9 @@ export interface Latest {
  * The overall status: down when a critical check is down or every check is (at least one);
  * degraded when any check is not up; else up (also with no checks).
  */
-export function overallStatus(checks: ReadonlyArray<{ readonly state: CheckState; readonly critical?: boolean }>): OverallStatus {
+export function overallStatus(
+  checks: ReadonlyArray<{ readonly state: CheckState; readonly critical?: boolean }>,
+): OverallStatus {
   let down = 0;
   let notUp = 0;
   for (const check of checks) {
@@ -350,7 +352,10 @@ export class StatusPoller {
     } catch (err) {
       // runCheck never rejects; if it ever did, the check is down rather than the process.
       outcome = { state: 'down', detail: 'internal error', reason: 'internal error', latencyMs: 0 };
-      this.#options.log.error('check failed unexpectedly', { check: tracker.def.name, err: err instanceof Error ? err : String(err) });
+      this.#options.log.error('check failed unexpectedly', {
+        check: tracker.def.name,
+        err: err instanceof Error ? err : String(err),
+      });
     }
     tracker.running = false;
     if (tracker.removed) return;
@@ -359,7 +364,11 @@ export class StatusPoller {
       const delayMs = startMs + tracker.def.intervalMs - performance.now();
       tracker.timer = setTimeout(() => void this.#run(tracker), Math.max(0, delayMs));
     }
-    if (this.#latest === null && this.#firstTimer !== null && [...this.#trackers.values()].every((t) => t.latest !== null)) {
+    if (
+      this.#latest === null &&
+      this.#firstTimer !== null &&
+      [...this.#trackers.values()].every((t) => t.latest !== null)
+    ) {
       this.#publishFirst();
     }
   }
@@ -386,7 +395,14 @@ export class StatusPoller {
       if (before !== null || state !== 'up') {
         const transition = { time: tracker.since, check: def.name, from: before, to: state, reason: tracker.reason };
         this.#transition(transition, overall.status);
-        const fields = { check: def.name, from: before, to: state, reason: tracker.reason, detail: outcome.detail, target: def.target };
+        const fields = {
+          check: def.name,
+          from: before,
+          to: state,
+          reason: tracker.reason,
+          detail: outcome.detail,
+          target: def.target,
+        };
         if (state === 'up') log.info('check recovered', fields);
         else log.warn(`check ${state}`, fields);
       }

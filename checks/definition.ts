@@ -2,7 +2,7 @@
 // "checks" array. Every problem is collected, each naming where it is, the value given and
 // what is accepted (docs/checks.md). Never throws on bad input, never shows credentials.
 
-import { booleanField, integerField, MAX_TIMER_MS, show, type Bad, type Entry } from './fields.ts';
+import { type Bad, booleanField, type Entry, integerField, MAX_TIMER_MS, show } from './fields.ts';
 import type { CheckCommon, CheckDefaults, CheckDefinition, CheckKind } from './index.ts';
 import { buildCheck, CHECK_KINDS, COMMON_FIELDS, defaultName, kindOfScheme } from './registry.ts';
 import { redactUnparsedUrl, redactUrl } from './url.ts';

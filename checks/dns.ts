@@ -4,8 +4,8 @@
 import { Resolver } from 'node:dns';
 import net from 'node:net';
 import { bounded, elapsedMs, failure } from './attempt.ts';
-import { judge, latencyFinding, type Finding } from './conditions.ts';
-import { stringField, type Bad, type Entry } from './fields.ts';
+import { type Finding, judge, latencyFinding } from './conditions.ts';
+import { type Bad, type Entry, stringField } from './fields.ts';
 import type { CheckCommon, DnsCheck, DnsType, Outcome } from './index.ts';
 
 export const DNS_FIELDS = ['timeoutMs', 'degradedMs', 'expect.answer'] as const;

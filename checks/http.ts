@@ -10,6 +10,7 @@ import {
   bodyContainsFinding,
   DAY_MS,
   DEFAULT_STATUS,
+  type Finding,
   humanDays,
   isJsonPath,
   jsonFinding,
@@ -17,9 +18,8 @@ import {
   latencyFinding,
   parseStatusRanges,
   statusFinding,
-  type Finding,
 } from './conditions.ts';
-import { booleanField, fieldValue, integerField, stringField, type Bad, type Entry } from './fields.ts';
+import { type Bad, booleanField, type Entry, fieldValue, integerField, stringField } from './fields.ts';
 import type { CheckCommon, HttpCheck, HttpExpect, Outcome } from './index.ts';
 import { connectHost, portOf, redactUrl } from './url.ts';
 

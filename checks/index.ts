@@ -101,8 +101,8 @@ export interface CheckDefaults {
   readonly intervalMs: number;
 }
 
-export { runCheck, CHECK_KINDS } from './registry.ts';
-export { parseCheckList, parseCheckDefinitions } from './definition.ts';
-export { redactUrl } from './url.ts';
-export { PushLog, pushOutcome } from './push.ts';
+export { parseCheckDefinitions, parseCheckList } from './definition.ts';
 export type { Push } from './push.ts';
+export { PushLog, pushOutcome } from './push.ts';
+export { CHECK_KINDS, runCheck } from './registry.ts';
+export { redactUrl } from './url.ts';

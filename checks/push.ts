@@ -2,7 +2,7 @@
 // the rule that turns it into an outcome. Makes no request; the clock is a parameter.
 
 import { humanDuration } from './conditions.ts';
-import { integerField, type Bad, type Entry } from './fields.ts';
+import { type Bad, type Entry, integerField } from './fields.ts';
 import type { CheckCommon, Outcome, PushCheck } from './index.ts';
 
 export const PUSH_FIELDS = ['withinMs'] as const;

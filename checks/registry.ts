@@ -3,12 +3,12 @@
 // entry in each place here; the switches are exhaustive, so the compiler finds a missing one.
 
 import { failure } from './attempt.ts';
-import { dnsDefinition, DNS_FIELDS, runDns } from './dns.ts';
+import { DNS_FIELDS, dnsDefinition, runDns } from './dns.ts';
 import type { Bad, Entry } from './fields.ts';
-import { httpDefinition, HTTP_FIELDS, HTTPS_FIELDS, runHttp } from './http.ts';
+import { HTTP_FIELDS, HTTPS_FIELDS, httpDefinition, runHttp } from './http.ts';
 import type { CheckCommon, CheckDefinition, CheckKind, Outcome, RunContext } from './index.ts';
-import { pushDefinition, pushOutcome, PUSH_FIELDS } from './push.ts';
-import { runTcp, tcpDefinition, TCP_FIELDS } from './tcp.ts';
+import { PUSH_FIELDS, pushDefinition, pushOutcome } from './push.ts';
+import { runTcp, TCP_FIELDS, tcpDefinition } from './tcp.ts';
 import { portOf } from './url.ts';
 
 /** Fields every kind takes. */

@@ -34,7 +34,8 @@ export function createAccess(tokens: Tokens): AccessCheck {
         return writeDigest !== null && given !== null && matches(given, writeDigest);
       }
       if (readDigest === null) return true;
-      const given = bearerToken(headers.authorization) ?? query.get('token') ?? cookieValue(headers.cookie, TOKEN_COOKIE);
+      const given =
+        bearerToken(headers.authorization) ?? query.get('token') ?? cookieValue(headers.cookie, TOKEN_COOKIE);
       return given !== null && matches(given, readDigest);
     },
     isReadToken: (given) => readDigest !== null && matches(given, readDigest),
@@ -71,9 +72,13 @@ function sha256(value: string): Buffer {
  * CORS (Fetch Standard, "CORS protocol"): the origin is echoed only when it is listed, and
  * Vary: Origin tells caches that the answer depends on it. Returns null when CORS is off.
  */
-export function corsHeaders(allowed: '*' | readonly string[], origin: string | undefined): Record<string, string> | null {
+export function corsHeaders(
+  allowed: '*' | readonly string[],
+  origin: string | undefined,
+): Record<string, string> | null {
   if (allowed !== '*' && allowed.length === 0) return null;
   if (allowed === '*') return { Vary: 'Origin', 'Access-Control-Allow-Origin': '*' };
-  if (origin !== undefined && allowed.includes(origin)) return { Vary: 'Origin', 'Access-Control-Allow-Origin': origin };
+  if (origin !== undefined && allowed.includes(origin))
+    return { Vary: 'Origin', 'Access-Control-Allow-Origin': origin };
   return { Vary: 'Origin' };
 }

@@ -51,7 +51,10 @@ export function guardConnections(server: Server, limits: ConnectionLimits, log: 
     const now = Date.now();
     if (now - lastDropLogMs < ACCEPT_ERROR_LOG_MS) return;
     lastDropLogMs = now;
-    log.warn('connection refused: MAX_CONNECTIONS open', { maxConnections: limits.maxConnections, rejected: stats.rejected });
+    log.warn('connection refused: MAX_CONNECTIONS open', {
+      maxConnections: limits.maxConnections,
+      rejected: stats.rejected,
+    });
   });
   let lastErrorLogMs = 0;
   server.on('error', (err: NodeJS.ErrnoException) => {

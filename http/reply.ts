@@ -11,7 +11,11 @@ export function send(res: ServerResponse, status: number, body: string | Buffer,
 }
 
 export function sendJson(res: ServerResponse, status: number, body: string, headers: Headers = {}): void {
-  send(res, status, body, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', ...headers });
+  send(res, status, body, {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    ...headers,
+  });
 }
 
 /** `{"error": message}`: the message is ours, never the client's input. */

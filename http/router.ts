@@ -3,7 +3,7 @@
 // (401), and one place where an unexpected error becomes a 500. It knows no route's work.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type AccessCheck, type Scope, corsHeaders } from './access.ts';
+import { type AccessCheck, corsHeaders, type Scope } from './access.ts';
 import { sendError } from './reply.ts';
 
 export interface RequestContext {
@@ -37,12 +37,15 @@ const ALLOWED_HEADERS = 'Authorization, Content-Type, Last-Event-ID, Cache-Contr
 /** Returns the request listener. */
 export function createRouter(options: RouterOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { routes, access } = options;
-  const prefixes = Object.keys(routes).filter((p) => p.endsWith('/') && p !== '/').sort((a, b) => b.length - a.length);
+  const prefixes = Object.keys(routes)
+    .filter((p) => p.endsWith('/') && p !== '/')
+    .sort((a, b) => b.length - a.length);
 
   const find = (path: string): { route: Route; rest: string } | null => {
     if (Object.hasOwn(routes, path)) return { route: routes[path], rest: '' };
     for (const prefix of prefixes) {
-      if (path.startsWith(prefix) && path.length > prefix.length) return { route: routes[prefix], rest: path.slice(prefix.length) };
+      if (path.startsWith(prefix) && path.length > prefix.length)
+        return { route: routes[prefix], rest: path.slice(prefix.length) };
     }
     return null;
   };

@@ -8,7 +8,7 @@ import type { Config } from '../config.ts';
 import { parseHistoryQuery } from '../history.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../metrics.ts';
 import type { EventFilter } from '../replay.ts';
-import { SSE_HEADERS, SseError, type SseHub, parseEventFilter } from '../sse.ts';
+import { parseEventFilter, SSE_HEADERS, SseError, type SseHub } from '../sse.ts';
 import type { ServiceState } from '../state.ts';
 import type { StatusPoller } from '../status.ts';
 import type { AccessCheck } from './access.ts';
@@ -41,7 +41,10 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
   function servePage(req: IncomingMessage, res: ServerResponse, { query }: RequestContext): void {
     const token = query.get('token');
     // A valid ?token= becomes a cookie, so the page can drop it from the address bar.
-    const headers = token !== null && access.isReadToken(token) ? { ...page.headers, 'Set-Cookie': tokenCookie(token, req) } : page.headers;
+    const headers =
+      token !== null && access.isReadToken(token)
+        ? { ...page.headers, 'Set-Cookie': tokenCookie(token, req) }
+        : page.headers;
     send(res, 200, page.html, headers);
   }
 
@@ -68,7 +71,8 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
       // Pipelined behind another response: it opens when that one is done and Node hands
       // this one the socket. Behind a stream, that never happens: it holds no slot and
       // nothing is written (docs/operations.md, one stream per connection).
-      else if (opened === 'queued' && res.socket === null) res.once('socket', () => parts.draining() ? unavailable(res, 'shutting down') : open());
+      else if (opened === 'queued' && res.socket === null)
+        res.once('socket', () => (parts.draining() ? unavailable(res, 'shutting down') : open()));
     };
     open();
   }
@@ -85,10 +89,16 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
 
   function sendMetrics(_req: IncomingMessage, res: ServerResponse): void {
     const body = renderMetrics({
-      clients: hub.size, hub: hub.stats, rounds: poller.rounds, checks: poller.checkStats, connections: parts.connections,
+      clients: hub.size,
+      hub: hub.stats,
+      rounds: poller.rounds,
+      checks: poller.checkStats,
+      connections: parts.connections,
       lastSnapshotMs: poller.latest === null ? null : Date.parse(poller.latest.snapshot.time),
       snapshotBuildMs: poller.lastBuildMs,
-      alerts: parts.alerter.stats, reloads: parts.reloads, writes,
+      alerts: parts.alerter.stats,
+      reloads: parts.reloads,
+      writes,
     });
     send(res, 200, body, { 'Content-Type': METRICS_CONTENT_TYPE, 'Cache-Control': 'no-store' });
   }
@@ -96,9 +106,16 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
   // The body is written a check at a time, yielding between pieces: 100 checks over 90 days
   // take ~120 ms to serialize at once, ~0.7 ms a piece (docs/history.md).
   async function sendHistory(_req: IncomingMessage, res: ServerResponse, { query }: RequestContext): Promise<void> {
-    const parsed = parseHistoryQuery(query, poller.definitions.map((d) => d.name));
+    const parsed = parseHistoryQuery(
+      query,
+      poller.definitions.map((d) => d.name),
+    );
     if (!parsed.ok) return sendError(res, parsed.status, parsed.error);
-    res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    res.writeHead(200, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Content-Type-Options': 'nosniff',
+    });
     for (const piece of parts.state.history.queryJson(parsed.query, Date.now())) {
       if (res.destroyed) return;
       const flushed = res.write(piece);
@@ -125,7 +142,7 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
     const { snapshot } = await poller.snapshot();
     const check = name === null ? undefined : snapshot.checks.find((c) => c.name === name);
     if (name !== null && check === undefined) return sendError(res, 404, 'no check of that name');
-    let label = query.get('label') ?? (check?.name ?? config.title);
+    let label = query.get('label') ?? check?.name ?? config.title;
     let message: string;
     let color: string;
     if (check === undefined) {
@@ -141,13 +158,19 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
       color = stateColor(check.state);
     }
     const headers = { 'Cache-Control': 'no-cache' };
-    if (format === 'json') send(res, 200, shieldsEndpoint(label, message, color), { ...headers, 'Content-Type': 'application/json; charset=utf-8' });
-    else send(res, 200, badgeSvg(label, message, color), { ...headers, 'Content-Type': 'image/svg+xml; charset=utf-8' });
+    if (format === 'json')
+      send(res, 200, shieldsEndpoint(label, message, color), {
+        ...headers,
+        'Content-Type': 'application/json; charset=utf-8',
+      });
+    else
+      send(res, 200, badgeSvg(label, message, color), { ...headers, 'Content-Type': 'image/svg+xml; charset=utf-8' });
   }
 
   const writes = createWriteStats();
   // Off without PUBLISH_TOKEN: its routes do not exist (404), rather than refuse (401).
-  const writeRoutes = config.publishToken === null ? {} : createWriteRoutes({ hub, poller, state: parts.state, stats: writes });
+  const writeRoutes =
+    config.publishToken === null ? {} : createWriteRoutes({ hub, poller, state: parts.state, stats: writes });
 
   return {
     ...writeRoutes,

@@ -40,14 +40,16 @@ export function createWriteRoutes(parts: WriteParts): Record<string, Route> {
   async function push(req: IncomingMessage, res: ServerResponse, { rest }: RequestContext): Promise<void> {
     const name = decodeName(rest);
     const def = name === null ? undefined : poller.definitions.find((d) => d.name === name);
-    if (name === null || def === undefined || def.kind !== 'push') return sendError(res, 404, 'no push check of that name');
+    if (name === null || def === undefined || def.kind !== 'push')
+      return sendError(res, 404, 'no push check of that name');
     const body = await readJsonBody(req, true);
     let status: 'up' | 'down' = 'up';
     let msg: string | null = null;
     if (body !== undefined) {
       const fields = jsonObject(body, ['status', 'msg']);
       if (fields.status !== undefined) {
-        if (fields.status !== 'up' && fields.status !== 'down') throw new BodyError(400, 'status must be "up" or "down"');
+        if (fields.status !== 'up' && fields.status !== 'down')
+          throw new BodyError(400, 'status must be "up" or "down"');
         status = fields.status;
       }
       if (fields.msg !== undefined && fields.msg !== null) {
@@ -103,7 +105,10 @@ export function createWriteRoutes(parts: WriteParts): Record<string, Route> {
     if (!LEVELS.some((l) => l === level)) throw new BodyError(400, 'level must be info, warning or critical');
     if (typeof maintenance !== 'boolean') throw new BodyError(400, 'maintenance must be true or false');
     const announcement: Announcement = {
-      text, level: level as Announcement['level'], maintenance, time: new Date().toISOString(),
+      text,
+      level: level as Announcement['level'],
+      maintenance,
+      time: new Date().toISOString(),
     };
     state.announcement = announcement;
     // Sent at once, not at the next interval: a maintenance note matters now.

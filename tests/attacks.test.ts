@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { openStream, request, sleep, startService, waitFor, type Service } from './helpers.ts';
+import { openStream, request, type Service, sleep, startService, waitFor } from './helpers.ts';
 
 const started: Service[] = [];
 after(async () => {
@@ -51,7 +51,11 @@ test('running out of descriptors never ends the process, and the streams open go
     stream.close();
   }
   // Once the flood is gone the service answers again.
-  await waitFor(async () => (await request(`${service.url}/healthz`).catch(() => ({ status: 0 }))).status === 200, 10_000, '/healthz');
+  await waitFor(
+    async () => (await request(`${service.url}/healthz`).catch(() => ({ status: 0 }))).status === 200,
+    10_000,
+    '/healthz',
+  );
   assert.ok(!service.logs.some((l) => /unhandled|uncaught/i.test(l)));
   assert.equal(await service.stop(), 0);
 });
@@ -63,10 +67,14 @@ test('silent connections past MAX_CONNECTIONS are refused and counted, and clear
   const sockets = await silentSockets(service.port, 300); // the cap is 256 - 64 = 192
   try {
     // The silent ones are closed by the 1 s header deadline (checked every second).
-    await waitFor(async () => {
-      const reply = await request(`${service.url}/metrics`).catch(() => null);
-      return reply !== null && metric(reply.body, 'http_connections_rejected_total') > 0;
-    }, 8000, 'a rejected connection counted, then /metrics answered');
+    await waitFor(
+      async () => {
+        const reply = await request(`${service.url}/metrics`).catch(() => null);
+        return reply !== null && metric(reply.body, 'http_connections_rejected_total') > 0;
+      },
+      8000,
+      'a rejected connection counted, then /metrics answered',
+    );
     const closed = sockets.filter((s) => s.destroyed || s.readableEnded).length;
     assert.ok(closed > 100, `${closed} of 300 silent sockets closed`);
     assert.equal(service.child.exitCode, null);
@@ -89,8 +97,16 @@ test('streams pipelined on one connection take one slot at most, and a long pipe
     sockets.push(socket);
   }
   try {
-    await waitFor(() => sockets.every((s) => s.destroyed || s.readableEnded), 15_000, 'every pipelining connection closed');
-    await waitFor(async () => metric((await request(`${service.url}/metrics`)).body, 'sse_clients') === 0, 5000, 'no stream left');
+    await waitFor(
+      () => sockets.every((s) => s.destroyed || s.readableEnded),
+      15_000,
+      'every pipelining connection closed',
+    );
+    await waitFor(
+      async () => metric((await request(`${service.url}/metrics`)).body, 'sse_clients') === 0,
+      5000,
+      'no stream left',
+    );
     assert.equal((await request(`${service.url}/readyz`)).status, 200);
     const stream = await openStream(`${service.url}/events`);
     assert.equal(stream.status, 200);
@@ -145,7 +161,12 @@ test('a secret in a check URL (credentials or query values) appears nowhere: log
     const status = (await request(`${service.url}/status`)).body;
     const metrics = (await request(`${service.url}/metrics`)).body;
     await waitFor(() => service.logs.some((l) => l.includes('"check down"')), 5000, 'the transition logged');
-    for (const [where, text] of [['logs', service.logs.join('\n')], ['/status', status], ['/events', stream.raw], ['/metrics', metrics]]) {
+    for (const [where, text] of [
+      ['logs', service.logs.join('\n')],
+      ['/status', status],
+      ['/events', stream.raw],
+      ['/metrics', metrics],
+    ]) {
       assert.doesNotMatch(text, /QueryKeyLeak|Pa55word|admin|prod/, where);
     }
     assert.equal(JSON.parse(status).checks[0].target, 'http://127.0.0.1:1/x?apikey=…&env=…');

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCheckDefinitions, parseCheckList, redactUrl, type CheckDefinition } from '../checks/index.ts';
+import { type CheckDefinition, parseCheckDefinitions, parseCheckList, redactUrl } from '../checks/index.ts';
 import { redactUnparsedUrl } from '../checks/url.ts';
 
 const DEFAULTS = { timeoutMs: 2000, intervalMs: 10_000 };
@@ -398,11 +398,19 @@ test('redactUrl shows neither credentials, nor query values, nor the fragment', 
 });
 
 test('a check URL that does not parse is quoted without its credentials or query values', () => {
-  const { problems } = parseCheckList('a=https://user:hunter2@host:99999/x?apikey=Pa55#frag,ftp://u:pw2@h/?k=v2', DEFAULTS);
+  const { problems } = parseCheckList(
+    'a=https://user:hunter2@host:99999/x?apikey=Pa55#frag,ftp://u:pw2@h/?k=v2',
+    DEFAULTS,
+  );
   const text = problems.join('\n');
   assert.doesNotMatch(text, /hunter2|Pa55|frag|pw2|v2/);
   assert.match(text, /a=https:\/\/…@host:99999\/x\?apikey=…#…/);
-  const file = parseCheckDefinitions([{ name: 'b', url: 'https://user:hunter2@host:99999/x?apikey=Pa55' }], 'f.json', DEFAULTS, new Set());
+  const file = parseCheckDefinitions(
+    [{ name: 'b', url: 'https://user:hunter2@host:99999/x?apikey=Pa55' }],
+    'f.json',
+    DEFAULTS,
+    new Set(),
+  );
   assert.doesNotMatch(file.problems.join('\n'), /hunter2|Pa55/);
   assert.equal(redactUnparsedUrl('http://h/x'), 'http://h/x');
 });

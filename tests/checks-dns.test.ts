@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { parseCheckDefinitions, PushLog, runCheck, type Outcome } from '../checks/index.ts';
+import { type Outcome, PushLog, parseCheckDefinitions, runCheck } from '../checks/index.ts';
 import { sleep, withDeadline } from './helpers.ts';
 
 const DEFAULTS = { timeoutMs: 2000, intervalMs: 10_000 };

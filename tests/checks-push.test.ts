@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCheckDefinitions, PushLog, pushOutcome, runCheck, type PushCheck } from '../checks/index.ts';
+import { type PushCheck, PushLog, parseCheckDefinitions, pushOutcome, runCheck } from '../checks/index.ts';
 
 const HOUR_MS = 3600 * 1000;
 const START_MS = Date.UTC(2026, 10, 25, 0, 0, 0);

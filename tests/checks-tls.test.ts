@@ -9,9 +9,9 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { parseCheckDefinitions, PushLog, runCheck, type Outcome } from '../checks/index.ts';
+import { pathToFileURL } from 'node:url';
+import { type Outcome, PushLog, parseCheckDefinitions, runCheck } from '../checks/index.ts';
 import { ROOT, skipUnless, withDeadline } from './helpers.ts';
 
 const OPENSSL = '/usr/bin/openssl';

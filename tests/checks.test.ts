@@ -8,12 +8,12 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import {
-  parseCheckDefinitions,
-  parseCheckList,
-  PushLog,
-  runCheck,
   type CheckDefinition,
   type Outcome,
+  PushLog,
+  parseCheckDefinitions,
+  parseCheckList,
+  runCheck,
 } from '../checks/index.ts';
 import { freePort, sleep, waitFor, withDeadline } from './helpers.ts';
 

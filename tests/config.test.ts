@@ -2,11 +2,18 @@
 // line per problem, --help, and the README's table kept equal to the settings table.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, SETTINGS, defaultMaxConnections, parseConfig, redactedConfig, softDescriptorLimit } from '../config.ts';
+import { test } from 'node:test';
+import {
+  ConfigError,
+  defaultMaxConnections,
+  parseConfig,
+  redactedConfig,
+  SETTINGS,
+  softDescriptorLimit,
+} from '../config.ts';
 import { ROOT, runToExit } from './helpers.ts';
 
 function problems(env: Record<string, string>): string[] {
@@ -21,12 +28,31 @@ function problems(env: Record<string, string>): string[] {
 
 test('uses the documented defaults when nothing is set', () => {
   const config = parseConfig({});
-  assert.deepEqual({ ...config }, {
-    port: 8080, host: '0.0.0.0', intervalMs: 10_000, checks: [], checkTimeoutMs: 2000, heartbeatMs: 15_000,
-    retryMs: 3000, historySize: 100, maxClients: 10_000, maxBufferedBytes: 262_144, corsOrigins: [],
-    authToken: null, shutdownGraceMs: 5000, logLevel: 'info', title: hostname(), configFile: null, stateDir: null,
-    maxConnections: defaultMaxConnections(softDescriptorLimit(), {}), headersTimeoutMs: 10_000, publishToken: null,
-  });
+  assert.deepEqual(
+    { ...config },
+    {
+      port: 8080,
+      host: '0.0.0.0',
+      intervalMs: 10_000,
+      checks: [],
+      checkTimeoutMs: 2000,
+      heartbeatMs: 15_000,
+      retryMs: 3000,
+      historySize: 100,
+      maxClients: 10_000,
+      maxBufferedBytes: 262_144,
+      corsOrigins: [],
+      authToken: null,
+      shutdownGraceMs: 5000,
+      logLevel: 'info',
+      title: hostname(),
+      configFile: null,
+      stateDir: null,
+      maxConnections: defaultMaxConnections(softDescriptorLimit(), {}),
+      headersTimeoutMs: 10_000,
+      publishToken: null,
+    },
+  );
   assert.ok(Object.isFrozen(config));
 });
 
@@ -54,15 +80,31 @@ test('PUBLISH_TOKEN must differ from AUTH_TOKEN and is never echoed', () => {
 
 test("the README's configuration table is the settings table", () => {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const rows = [...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1], m[2].trim().replace(/^`|`$/g, '')]);
-  assert.deepEqual(rows, SETTINGS.map((s) => [s.name, s.shown]));
+  const rows = [...readme.matchAll(/^\| `([A-Z_]+)` \| ([^|]+) \|/gm)].map((m) => [
+    m[1],
+    m[2].trim().replace(/^`|`$/g, ''),
+  ]);
+  assert.deepEqual(
+    rows,
+    SETTINGS.map((s) => [s.name, s.shown]),
+  );
 });
 
 test('accepts valid values at the edges of each range', () => {
   const config = parseConfig({
-    PORT: '0', HOST: '::', STATUS_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '1', HEARTBEAT_MS: '0', RETRY_MS: '0',
-    HISTORY_SIZE: '0', MAX_CLIENTS: '1', MAX_BUFFERED_BYTES: '1024', CORS_ORIGIN: '*', AUTH_TOKEN: 's3cr3t-token',
-    SHUTDOWN_GRACE_MS: '0', LOG_LEVEL: 'silent',
+    PORT: '0',
+    HOST: '::',
+    STATUS_INTERVAL_MS: '100',
+    CHECK_TIMEOUT_MS: '1',
+    HEARTBEAT_MS: '0',
+    RETRY_MS: '0',
+    HISTORY_SIZE: '0',
+    MAX_CLIENTS: '1',
+    MAX_BUFFERED_BYTES: '1024',
+    CORS_ORIGIN: '*',
+    AUTH_TOKEN: 's3cr3t-token',
+    SHUTDOWN_GRACE_MS: '0',
+    LOG_LEVEL: 'silent',
   });
   assert.equal(config.port, 0);
   assert.equal(config.heartbeatMs, 0);
@@ -102,7 +144,10 @@ test('reports every problem at once', () => {
   const found = problems({ PORT: 'x', RETRY_MS: 'y', LOG_LEVEL: 'z', CHECKS: 'ftp://a' });
   assert.equal(found.length, 4);
   // In the order of the settings table, which --help and the README follow.
-  assert.deepEqual(found.map((p) => p.split(' ')[1]), ['PORT', 'CHECKS', 'RETRY_MS', 'LOG_LEVEL']);
+  assert.deepEqual(
+    found.map((p) => p.split(' ')[1]),
+    ['PORT', 'CHECKS', 'RETRY_MS', 'LOG_LEVEL'],
+  );
 });
 
 test('never echoes a bad AUTH_TOKEN', () => {
@@ -119,18 +164,22 @@ test('quotes control characters and cuts long values in error lines', () => {
 
 test('parses CHECKS names, urls and kinds', () => {
   const { checks } = parseConfig({
-    CHECKS: 'app=http://127.0.0.1:3000/healthz, db=tcp://127.0.0.1:5432,https://example.test/x?a=b,tcp://[::1]:6379,'
-      + 'q=http://h/?next=http://i/,a=b=http://h:81/',
+    CHECKS:
+      'app=http://127.0.0.1:3000/healthz, db=tcp://127.0.0.1:5432,https://example.test/x?a=b,tcp://[::1]:6379,' +
+      'q=http://h/?next=http://i/,a=b=http://h:81/',
   });
-  assert.deepEqual(checks.map((c) => [c.name, c.kind, c.target]), [
-    ['app', 'http', 'http://127.0.0.1:3000/healthz'],
-    ['db', 'tcp', 'tcp://127.0.0.1:5432'],
-    // Query values are secrets as often as not (?apikey=): targets show their names only.
-    ['example.test:443', 'https', 'https://example.test/x?a=…'],
-    ['[::1]:6379', 'tcp', 'tcp://[::1]:6379'],
-    ['q', 'http', 'http://h/?next=…'],
-    ['a=b', 'http', 'http://h:81/'],
-  ]);
+  assert.deepEqual(
+    checks.map((c) => [c.name, c.kind, c.target]),
+    [
+      ['app', 'http', 'http://127.0.0.1:3000/healthz'],
+      ['db', 'tcp', 'tcp://127.0.0.1:5432'],
+      // Query values are secrets as often as not (?apikey=): targets show their names only.
+      ['example.test:443', 'https', 'https://example.test/x?a=…'],
+      ['[::1]:6379', 'tcp', 'tcp://[::1]:6379'],
+      ['q', 'http', 'http://h/?next=…'],
+      ['a=b', 'http', 'http://h:81/'],
+    ],
+  );
   const tcp = checks[3];
   assert.ok(tcp.kind === 'tcp');
   assert.equal(tcp.host, '::1');
@@ -150,7 +199,10 @@ test('keeps credentials of a check url out of its target and out of the logged c
 
 test('refuses bad CHECKS entries with the entry named', () => {
   const cases: Array<[string, RegExp]> = [
-    ['ftp://x', /CHECKS entries must be \[name=\]url with an http:\/\/, https:\/\/, tcp:\/\/host:port or dns:\/\/name url, got "ftp:\/\/x"/],
+    [
+      'ftp://x',
+      /CHECKS entries must be \[name=\]url with an http:\/\/, https:\/\/, tcp:\/\/host:port or dns:\/\/name url, got "ftp:\/\/x"/,
+    ],
     ['db=tcp://127.0.0.1', /tcp:\/\/host:port, with a port/],
     ['db=tcp://127.0.0.1:5/path', /with a port and nothing after it/],
     ['a=http://x,a=http://y', /unique names \("a" is used twice\)/],
@@ -166,7 +218,10 @@ test('refuses bad CHECKS entries with the entry named', () => {
 });
 
 test('accepts a list of exact CORS origins', () => {
-  assert.deepEqual(parseConfig({ CORS_ORIGIN: 'https://a.example, http://localhost:3000' }).corsOrigins, ['https://a.example', 'http://localhost:3000']);
+  assert.deepEqual(parseConfig({ CORS_ORIGIN: 'https://a.example, http://localhost:3000' }).corsOrigins, [
+    'https://a.example',
+    'http://localhost:3000',
+  ]);
 });
 
 test('a bad value stops start-up with exit code 2 and one line per problem on stderr', async () => {

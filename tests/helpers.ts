@@ -3,10 +3,10 @@
 // raw HTTP request, and deadlines, so that a regression fails fast with a message
 // instead of idling until the runner's timeout.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { type SseEvent as ParsedEvent, SseParser } from '../bench/sse-parser.ts';
 import { parseConfig } from '../config.ts';
 import { createLogger } from '../log.ts';
-import { startServer, type RunningServer } from '../server.ts';
+import { type RunningServer, startServer } from '../server.ts';
 import { type EventFilter, type HubOptions, parseEventFilter, SseHub } from '../sse.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -70,7 +70,10 @@ export interface InProcess extends RunningServer {
 }
 
 /** Starts the service in this process (fast, and what coverage sees most directly). */
-export async function startInProcess(env: Record<string, string> = {}, page = '<!doctype html><title>t</title>'): Promise<InProcess> {
+export async function startInProcess(
+  env: Record<string, string> = {},
+  page = '<!doctype html><title>t</title>',
+): Promise<InProcess> {
   const config = parseConfig({ HOST: '127.0.0.1', PORT: '0', ...env });
   const logs: Array<Record<string, unknown>> = [];
   const log = createLogger(config.logLevel, (line) => logs.push(JSON.parse(line) as Record<string, unknown>));
@@ -102,7 +105,8 @@ export interface Service {
 
 const children = new Set<ChildProcess>();
 process.once('exit', () => {
-  for (const child of children) if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+  for (const child of children)
+    if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
 });
 
 /**
@@ -124,11 +128,14 @@ export async function startService(env: Record<string, string> = {}, options: Se
   // Coverage comes from the tsx runs only: c8 merges the raw V8 ranges of each file across
   // processes, and another Node's type-stripped code has other ranges for the same URL.
   // Deleting the variable is not enough (child_process puts it back), so it points elsewhere.
-  if (options.node && childEnv.NODE_V8_COVERAGE) childEnv.NODE_V8_COVERAGE = join(tmpdir(), 'status-stream-node24-coverage');
+  if (options.node && childEnv.NODE_V8_COVERAGE)
+    childEnv.NODE_V8_COVERAGE = join(tmpdir(), 'status-stream-node24-coverage');
   const command = [options.node ?? process.execPath, ...args, ...(options.args ?? [])];
   // exec: the shell is replaced, so the PID is the service's and signals reach it.
-  const [file, ...argv] = options.nofile === undefined ? command
-    : ['/bin/sh', '-c', `ulimit -n ${options.nofile} && exec "$@"`, 'sh', ...command];
+  const [file, ...argv] =
+    options.nofile === undefined
+      ? command
+      : ['/bin/sh', '-c', `ulimit -n ${options.nofile} && exec "$@"`, 'sh', ...command];
   const child = spawn(file, argv, {
     cwd: ROOT,
     env: childEnv,
@@ -137,10 +144,12 @@ export async function startService(env: Record<string, string> = {}, options: Se
   children.add(child);
   const logs: string[] = [];
   const stderr: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    children.delete(child);
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
   let buffered = '';
   const listening = new Promise<number>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (text: string) => {
@@ -170,22 +179,32 @@ export async function startService(env: Record<string, string> = {}, options: Se
 }
 
 /** Runs `node --import tsx server.ts` to its end with `env`; for config errors and --help. */
-export function runToExit(env: Record<string, string>, args: string[] = [], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return withDeadline(new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts', ...args], {
-      cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
-    child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
-    child.once('exit', (code) => {
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    });
-    setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), timeoutMs).unref();
-  }), timeoutMs + 1000, 'server run');
+export function runToExit(
+  env: Record<string, string>,
+  args: string[] = [],
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return withDeadline(
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts', ...args], {
+        cwd: ROOT,
+        env: { ...process.env, HOST: '127.0.0.1', PORT: '0', ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.add(child);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (t: string) => (stdout += t));
+      child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+      child.once('exit', (code) => {
+        children.delete(child);
+        resolve({ code, stdout, stderr });
+      });
+      setTimeout(() => child.exitCode === null && child.kill('SIGKILL'), timeoutMs).unref();
+    }),
+    timeoutMs + 1000,
+    'server run',
+  );
 }
 
 // ---------------------------------------------------------------- HTTP and SSE clients
@@ -198,16 +217,23 @@ export interface Reply {
 
 /** One request with a deadline; the whole body is read. */
 export function request(url: string, options: http.RequestOptions = {}, deadlineMs = 10_000): Promise<Reply> {
-  return withDeadline(new Promise((resolve, reject) => {
-    const req = http.request(url, { agent: false, ...options }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk)).on('end', () => {
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+  return withDeadline(
+    new Promise((resolve, reject) => {
+      const req = http.request(url, { agent: false, ...options }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (chunk: string) => (body += chunk))
+          .on('end', () => {
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+          });
       });
-    });
-    req.on('error', reject);
-    req.end();
-  }), deadlineMs, `${options.method ?? 'GET'} ${url}`);
+      req.on('error', reject);
+      req.end();
+    }),
+    deadlineMs,
+    `${options.method ?? 'GET'} ${url}`,
+  );
 }
 
 /**
@@ -361,7 +387,12 @@ export interface HubServer {
  */
 export async function startHubServer(options: Partial<HubOptions> = {}): Promise<HubServer> {
   const hub = new SseHub({
-    retryMs: 1000, heartbeatMs: 0, replaySize: 100, maxClients: 100, maxBufferedBytes: 1 << 20, ...options,
+    retryMs: 1000,
+    heartbeatMs: 0,
+    replaySize: 100,
+    maxClients: 100,
+    maxBufferedBytes: 1 << 20,
+    ...options,
   });
   const server = http.createServer((req, res) => {
     const query = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams;
@@ -379,7 +410,10 @@ export async function startHubServer(options: Partial<HubOptions> = {}): Promise
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
-    hub, server, port, url: `http://127.0.0.1:${port}/`,
+    hub,
+    server,
+    port,
+    url: `http://127.0.0.1:${port}/`,
     close: () => {
       hub.closeAll();
       server.closeAllConnections();

@@ -19,7 +19,12 @@ async function settledHeap(): Promise<number> {
 }
 
 test('2,000 streams in waves leave sse_clients at 0 and the heap where it started', async () => {
-  const service = await startInProcess({ STATUS_INTERVAL_MS: '200', HEARTBEAT_MS: '100', LOG_LEVEL: 'error', MAX_CLIENTS: '1000' });
+  const service = await startInProcess({
+    STATUS_INTERVAL_MS: '200',
+    HEARTBEAT_MS: '100',
+    LOG_LEVEL: 'error',
+    MAX_CLIENTS: '1000',
+  });
   try {
     // One warm-up wave so that lazily built things (parsers, JIT code) exist before the baseline.
     const wave = async (size: number): Promise<void> => {

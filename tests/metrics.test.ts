@@ -3,20 +3,32 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { freePort, openStream, request, startInProcess, waitFor, type InProcess } from './helpers.ts';
+import { freePort, type InProcess, openStream, request, startInProcess, waitFor } from './helpers.ts';
 
 const FAMILIES = {
-  sse_clients: 'gauge', sse_connections_total: 'counter', sse_events_sent_total: 'counter', sse_bytes_sent_total: 'counter',
-  sse_clients_dropped_total: 'counter', status_check_rounds_total: 'counter', status_checks_total: 'counter',
-  status_check_latency_seconds: 'gauge', status_up: 'gauge', process_resident_memory_bytes: 'gauge',
-  process_start_time_seconds: 'gauge', nodejs_eventloop_delay_seconds: 'gauge',
+  sse_clients: 'gauge',
+  sse_connections_total: 'counter',
+  sse_events_sent_total: 'counter',
+  sse_bytes_sent_total: 'counter',
+  sse_clients_dropped_total: 'counter',
+  status_check_rounds_total: 'counter',
+  status_checks_total: 'counter',
+  status_check_latency_seconds: 'gauge',
+  status_up: 'gauge',
+  process_resident_memory_bytes: 'gauge',
+  process_start_time_seconds: 'gauge',
+  nodejs_eventloop_delay_seconds: 'gauge',
 } as const;
 
 // A check name with every character that label escaping must handle.
 const ODD_NAME = 'we"ird\\name';
 let service: InProcess;
 before(async () => {
-  service = await startInProcess({ STATUS_INTERVAL_MS: '200', CHECKS: `${ODD_NAME}=tcp://127.0.0.1:${await freePort()}`, LOG_LEVEL: 'error' });
+  service = await startInProcess({
+    STATUS_INTERVAL_MS: '200',
+    CHECKS: `${ODD_NAME}=tcp://127.0.0.1:${await freePort()}`,
+    LOG_LEVEL: 'error',
+  });
 });
 after(() => service.close());
 
@@ -30,7 +42,9 @@ function parse(text: string): { types: Map<string, string>; helps: Set<string>; 
     let m: RegExpExecArray | null;
     if ((m = /^# HELP ([a-z_]+) \S.*$/.exec(line))) helps.add(m[1]);
     else if ((m = /^# TYPE ([a-z_]+) (counter|gauge)$/.exec(line))) types.set(m[1], m[2]);
-    else if ((m = /^([a-z_]+(?:\{(?:[a-z_]+="(?:[^"\\\n]|\\["\\n])*",?)+\})?) (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line))) {
+    else if (
+      (m = /^([a-z_]+(?:\{(?:[a-z_]+="(?:[^"\\\n]|\\["\\n])*",?)+\})?) (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(line))
+    ) {
       const family = m[1].split('{')[0];
       assert.ok(types.has(family), `sample before its # TYPE: ${line}`);
       samples.set(m[1], Number(m[2]));

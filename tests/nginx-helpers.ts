@@ -11,10 +11,14 @@ import { delimiter, join } from 'node:path';
 import { freePort, ROOT, sleep, withDeadline } from './helpers.ts';
 
 /** The nginx binary: Debian's /usr/sbin/nginx, else the first on PATH, else the Debian path. */
-export const NGINX_BIN: string = [
-  '/usr/sbin/nginx',
-  ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'nginx')),
-].find((path) => existsSync(path)) ?? '/usr/sbin/nginx';
+export const NGINX_BIN: string =
+  [
+    '/usr/sbin/nginx',
+    ...(process.env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, 'nginx')),
+  ].find((path) => existsSync(path)) ?? '/usr/sbin/nginx';
 
 const CONFIG_PATH = join(ROOT, 'deploy', 'nginx.conf');
 
@@ -54,10 +58,12 @@ export function nginxConfig(port: number, options: NginxOptions): string {
   for (const [from, to] of edits) {
     const found = typeof from === 'string' ? text.includes(from) : from.test(text);
     if (!found) throw new Error(`nginx-helpers: deploy/nginx.conf no longer contains ${String(from)}`);
-    text = from === serverLines
-      ? text.replace(serverLines, (_all, indent: string, params: string) =>
-        options.upstreams.map((p) => `${indent}server 127.0.0.1:${p}${params};\n`).join(''))
-      : text.replace(from, to);
+    text =
+      from === serverLines
+        ? text.replace(serverLines, (_all, indent: string, params: string) =>
+            options.upstreams.map((p) => `${indent}server 127.0.0.1:${p}${params};\n`).join(''),
+          )
+        : text.replace(from, to);
   }
   return text;
 }
@@ -95,14 +101,20 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
   };
 
   let gone = false;
-  void exited.then(() => { gone = true; });
+  void exited.then(() => {
+    gone = true;
+  });
   try {
-    await withDeadline((async () => {
-      while (!(await accepts(port))) {
-        if (gone) throw new Error(`nginx exited at start-up: ${stderr.join('')}`);
-        await sleep(50);
-      }
-    })(), 10_000, 'nginx start-up');
+    await withDeadline(
+      (async () => {
+        while (!(await accepts(port))) {
+          if (gone) throw new Error(`nginx exited at start-up: ${stderr.join('')}`);
+          await sleep(50);
+        }
+      })(),
+      10_000,
+      'nginx start-up',
+    );
   } catch (err) {
     await stop();
     throw err;
@@ -113,7 +125,10 @@ export async function startNginx(options: NginxOptions): Promise<Nginx> {
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
     socket.once('error', () => resolve(false));
   });
 }

@@ -8,8 +8,18 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { createGunzip } from 'node:zlib';
 import { EventSource } from 'eventsource';
-import { openStream, request, skipUnless, sleep, startService, waitFor, withDeadline, type Service, type SseEvent } from './helpers.ts';
-import { NGINX_BIN, startNginx, type Edit } from './nginx-helpers.ts';
+import {
+  openStream,
+  request,
+  type Service,
+  type SseEvent,
+  skipUnless,
+  sleep,
+  startService,
+  waitFor,
+  withDeadline,
+} from './helpers.ts';
+import { type Edit, NGINX_BIN, startNginx } from './nginx-helpers.ts';
 
 const skip = skipUnless(NGINX_BIN, 'nginx');
 
@@ -22,12 +32,18 @@ const INTERVAL_MS = 500;
  * distance to the next one is anything up to one interval.
  */
 function assertPaced(events: readonly SseEvent[], what: string): void {
-  const gaps = events.slice(1).map((e, i, rest) => (i === 0 ? null : e.at - rest[i - 1]!.at)).filter((g): g is number => g !== null);
+  const gaps = events
+    .slice(1)
+    .map((e, i, rest) => (i === 0 ? null : e.at - rest[i - 1]!.at))
+    .filter((g): g is number => g !== null);
   const sorted = [...gaps].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)]!;
   const bursts = gaps.filter((g) => g < INTERVAL_MS / 5).length;
   // Wide margins for a busy 2-core machine: buffering shows as gaps near 0 ms.
-  assert.ok(median >= INTERVAL_MS / 2 && median <= INTERVAL_MS * 3, `${what}: median gap ${median} ms, gaps ${gaps.join(', ')}`);
+  assert.ok(
+    median >= INTERVAL_MS / 2 && median <= INTERVAL_MS * 3,
+    `${what}: median gap ${median} ms, gaps ${gaps.join(', ')}`,
+  );
   assert.ok(bursts <= 1, `${what}: ${bursts} events arrived in bursts (gaps ${gaps.join(', ')} ms)`);
 }
 
@@ -48,29 +64,39 @@ function openMaybeGzipped(url: string): GzipAwareStream {
     status: 0,
     headers: {},
     events: [],
-    response: new Promise((resolve, reject) => { onResponse = resolve; onFail = reject; }),
+    response: new Promise((resolve, reject) => {
+      onResponse = resolve;
+      onFail = reject;
+    }),
     close: () => req.destroy(),
   };
-  const req = http.get(url, { agent: false, headers: { accept: 'text/event-stream', 'accept-encoding': 'gzip' } }, (res) => {
-    stream.status = res.statusCode ?? 0;
-    stream.headers = res.headers;
-    const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
-    let pending = '';
-    body.setEncoding('utf8');
-    body.on('data', (text: string) => {
-      pending += text;
-      let end: number;
-      while ((end = pending.indexOf('\n\n')) !== -1) {
-        const lines = pending.slice(0, end).split('\n');
-        pending = pending.slice(end + 2);
-        const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
-        const id = lines.find((l) => l.startsWith('id:'))?.slice(3).trim();
-        if (data.length > 0) stream.events.push({ id, data: data.join('\n'), at: Date.now() });
-      }
-    });
-    body.on('error', () => {});
-    onResponse();
-  });
+  const req = http.get(
+    url,
+    { agent: false, headers: { accept: 'text/event-stream', 'accept-encoding': 'gzip' } },
+    (res) => {
+      stream.status = res.statusCode ?? 0;
+      stream.headers = res.headers;
+      const body = res.headers['content-encoding'] === 'gzip' ? res.pipe(createGunzip()) : res;
+      let pending = '';
+      body.setEncoding('utf8');
+      body.on('data', (text: string) => {
+        pending += text;
+        let end: number;
+        while ((end = pending.indexOf('\n\n')) !== -1) {
+          const lines = pending.slice(0, end).split('\n');
+          pending = pending.slice(end + 2);
+          const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
+          const id = lines
+            .find((l) => l.startsWith('id:'))
+            ?.slice(3)
+            .trim();
+          if (data.length > 0) stream.events.push({ id, data: data.join('\n'), at: Date.now() });
+        }
+      });
+      body.on('error', () => {});
+      onResponse();
+    },
+  );
   req.on('error', (err) => onFail(err));
   stream.response.catch(() => {});
   return stream;
@@ -129,7 +155,7 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
     });
   });
 
-  test('streams events one by one through a config that proxies with HTTP/1.0, Nginx\'s default, where the service does not chunk', async () => {
+  test("streams events one by one through a config that proxies with HTTP/1.0, Nginx's default, where the service does not chunk", async () => {
     // To an HTTP/1.0 request Node answers with the bare body up to the connection's end,
     // and the hub's broadcasts must write the bare frames too (not the chunk-encoded copy).
     await withNginx([fast.port], [['proxy_http_version 1.1;', 'proxy_http_version 1.0;']], async (url) => {
@@ -140,7 +166,8 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
         assertPaced(events.slice(0, 6), 'proxy_http_version 1.0');
         // Every line of the body is an SSE field or a blank line: no chunk sizes, no CR.
         assert.doesNotMatch(client.raw, /\r/);
-        for (const line of client.raw.split('\n')) assert.match(line, /^$|^(retry|id|data|event): |^: /, JSON.stringify(line));
+        for (const line of client.raw.split('\n'))
+          assert.match(line, /^$|^(retry|id|data|event): |^: /, JSON.stringify(line));
       } finally {
         client.close();
       }
@@ -163,8 +190,12 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
         await withDeadline(client.response, 5000, 'the response head');
         assert.equal(client.status, 200);
         await waitFor(() => client.events.length >= 6, 10_000, '6 snapshots through the gzip variant');
-        assert.ok(client.events[0]!.at - startedAt < 3000, `first snapshot after ${client.events[0]!.at - startedAt} ms`);
-        for (const event of client.events) assert.match(JSON.parse(event.data!).status as string, /^(up|degraded|down)$/);
+        assert.ok(
+          client.events[0]!.at - startedAt < 3000,
+          `first snapshot after ${client.events[0]!.at - startedAt} ms`,
+        );
+        for (const event of client.events)
+          assert.match(JSON.parse(event.data!).status as string, /^(up|degraded|down)$/);
         assertPaced(client.events.slice(0, 6), 'proxy_buffering on + gzip');
       } finally {
         client.close();
@@ -173,7 +204,10 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
   });
 
   test('holds events back in that config once Nginx ignores X-Accel-Buffering (control: the header is what keeps it live)', async () => {
-    const ignoreHeader: Edit = ['proxy_buffering on;', 'proxy_buffering on;\n        proxy_ignore_headers X-Accel-Buffering;'];
+    const ignoreHeader: Edit = [
+      'proxy_buffering on;',
+      'proxy_buffering on;\n        proxy_ignore_headers X-Accel-Buffering;',
+    ];
     await withNginx([fast.port], [...gzipEverything, ignoreHeader], async (url) => {
       const client = openMaybeGzipped(`${url}/events`);
       try {
@@ -219,28 +253,41 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
     const token = 'publish-token-behind-nginx';
     const writer = await startService({ PUBLISH_TOKEN: token, STATUS_INTERVAL_MS: '60000' });
     const headers = {
-      authorization: `Bearer ${token}`, 'content-type': 'application/json', 'accept-encoding': 'identity',
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      'accept-encoding': 'identity',
     };
     const send = (url: string, method: string, body: string): Promise<{ status: number; body: string }> =>
-      withDeadline(new Promise((resolve, reject) => {
-        const req = http.request(url, { method, agent: false, headers }, (res) => {
-          let text = '';
-          res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        });
-        req.on('error', reject);
-        req.end(body);
-      }), 10_000, `${method} ${url}`);
+      withDeadline(
+        new Promise((resolve, reject) => {
+          const req = http.request(url, { method, agent: false, headers }, (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          });
+          req.on('error', reject);
+          req.end(body);
+        }),
+        10_000,
+        `${method} ${url}`,
+      );
     const publish = '{"event":"deploy","data":1}';
     try {
       // Control: the replica itself takes the write.
       assert.equal((await send(`${writer.url}/publish`, 'POST', publish)).status, 202);
       await withNginx([writer.port], [], async (url) => {
         const writes: Array<[string, string, string]> = [
-          ['POST', '/publish', publish], ['POST', '/status/publish', publish], ['POST', '/publish?x=1', publish],
-          ['POST', '/%70ublish', publish], ['POST', '//publish', publish], ['POST', '/status//publish', publish],
-          ['POST', '/push/nightly', ''], ['POST', '/status/push/nightly', ''], ['POST', '/push%2Fnightly', ''],
-          ['PUT', '/announcement', '{"text":"through the proxy"}'], ['DELETE', '/status/announcement', ''],
+          ['POST', '/publish', publish],
+          ['POST', '/status/publish', publish],
+          ['POST', '/publish?x=1', publish],
+          ['POST', '/%70ublish', publish],
+          ['POST', '//publish', publish],
+          ['POST', '/status//publish', publish],
+          ['POST', '/push/nightly', ''],
+          ['POST', '/status/push/nightly', ''],
+          ['POST', '/push%2Fnightly', ''],
+          ['PUT', '/announcement', '{"text":"through the proxy"}'],
+          ['DELETE', '/status/announcement', ''],
           ['GET', '/publish', ''],
         ];
         for (const [method, path, body] of writes) {
@@ -348,7 +395,11 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
       assert.notEqual(bootA, bootB);
 
       await withNginx([a.port, b.port], [], async (url) => {
-        interface Seen { kind: 'message' | 'done' | 'error'; id?: string; at: number }
+        interface Seen {
+          kind: 'message' | 'done' | 'error';
+          id?: string;
+          at: number;
+        }
         const clients = Array.from({ length: 6 }, () => {
           const log: Seen[] = [];
           const es = new EventSource(`${url}/events`);
@@ -358,7 +409,11 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
           sources.push(es);
           return log;
         });
-        await waitFor(() => clients.every((log) => log.some((s) => s.kind === 'message')), 10_000, 'a first snapshot on every client');
+        await waitFor(
+          () => clients.every((log) => log.some((s) => s.kind === 'message')),
+          10_000,
+          'a first snapshot on every client',
+        );
         const firstBoot = (log: Seen[]): string => bootOf(log.find((s) => s.kind === 'message')!.id!);
         const onA = clients.filter((log) => firstBoot(log) === bootA);
         const onB = clients.filter((log) => firstBoot(log) === bootB);
@@ -369,18 +424,28 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
         // The reconnect waits for `retry`, which is RETRY_MS plus a jitter of up to RETRY_MS
         // (docs/protocol.md), then Nginx finds A gone and passes the request on to B.
         const deadlineMs = 2 * RETRY_MS + 2000;
-        await Promise.all(onA.map(async (log, n) => {
-          await waitFor(() => log.some((s) => s.kind === 'done'), 5000, `done on client ${n} of A`);
-          const doneAt = log.find((s) => s.kind === 'done')!.at;
-          await waitFor(() => log.some((s) => s.kind === 'message' && s.at > doneAt), deadlineMs, `a snapshot after done on client ${n} of A`);
-          const next = log.find((s) => s.kind === 'message' && s.at > doneAt)!;
-          assert.equal(bootOf(next.id!), bootB, 'the first event after the reconnect comes from the other replica');
-          // A's id is foreign to B: B answers with its latest snapshot, nothing replayed.
-          assert.equal(next.id, watchB.ids.at(-1), 'the first event after the reconnect is B\'s latest snapshot');
-        }));
+        await Promise.all(
+          onA.map(async (log, n) => {
+            await waitFor(() => log.some((s) => s.kind === 'done'), 5000, `done on client ${n} of A`);
+            const doneAt = log.find((s) => s.kind === 'done')!.at;
+            await waitFor(
+              () => log.some((s) => s.kind === 'message' && s.at > doneAt),
+              deadlineMs,
+              `a snapshot after done on client ${n} of A`,
+            );
+            const next = log.find((s) => s.kind === 'message' && s.at > doneAt)!;
+            assert.equal(bootOf(next.id!), bootB, 'the first event after the reconnect comes from the other replica');
+            // A's id is foreign to B: B answers with its latest snapshot, nothing replayed.
+            assert.equal(next.id, watchB.ids.at(-1), "the first event after the reconnect is B's latest snapshot");
+          }),
+        );
         assert.equal(await withDeadline(exitCode, 10_000, 'replica A exiting'), 0);
         for (const log of onB) {
-          assert.deepEqual(log.filter((s) => s.kind !== 'message'), [], 'clients on B are not disturbed');
+          assert.deepEqual(
+            log.filter((s) => s.kind !== 'message'),
+            [],
+            'clients on B are not disturbed',
+          );
         }
       });
     } finally {

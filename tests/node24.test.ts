@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT, openStream, request, skipUnless, startService } from './helpers.ts';
+import { openStream, ROOT, request, skipUnless, startService } from './helpers.ts';
 
 const NODE24 = process.env.NODE24_BIN ?? join(ROOT, '.cache/node24/node_modules/node/bin/node');
 

@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type CheckState, nextState, overallStatus } from '../status.ts';
-import { type SseClient, openStream, request, sleep, startInProcess, waitFor } from './helpers.ts';
+import { openStream, request, type SseClient, sleep, startInProcess, waitFor } from './helpers.ts';
 
 // A target that counts hits by path and answers each path with a code and delay the test sets.
 const hitsByPath = new Map<string, number>();
@@ -44,7 +44,11 @@ function metric(body: string, line: string): number {
 
 test('checks run and snapshots come with no stream open; 50 streams cost one check per interval', async () => {
   const INTERVAL_MS = 300;
-  const service = await startInProcess({ STATUS_INTERVAL_MS: String(INTERVAL_MS), CHECKS: `app=${base}/fifty`, HEARTBEAT_MS: '0' });
+  const service = await startInProcess({
+    STATUS_INTERVAL_MS: String(INTERVAL_MS),
+    CHECKS: `app=${base}/fifty`,
+    HEARTBEAT_MS: '0',
+  });
   try {
     await sleep(3 * INTERVAL_MS);
     assert.ok(hits('/fifty') >= 2, `checks with nobody watching: ${hits('/fifty')}`);
@@ -56,7 +60,10 @@ test('checks run and snapshots come with no stream open; 50 streams cost one che
     await sleep(6 * INTERVAL_MS);
     const rounds = service.poller.rounds - startRounds;
     const checks = hits('/fifty') - startHits;
-    assert.ok(Math.abs(checks - rounds) <= 1, `checks ${checks}, snapshots ${rounds}: one check per interval, not per stream`);
+    assert.ok(
+      Math.abs(checks - rounds) <= 1,
+      `checks ${checks}, snapshots ${rounds}: one check per interval, not per stream`,
+    );
     assert.ok(rounds >= 3 && rounds <= 8, `snapshots in 6 intervals: ${rounds}`);
     const last = clients[0].events.at(-1)!;
     await Promise.all(clients.map((c) => c.waitFor((e) => e.id === last.id, 1, 5000)));
@@ -72,7 +79,10 @@ test('a slow check never sets the pace of the others, and never overlaps itself'
   behaviour.set('/slow', { code: 200, delayMs: 600 });
   maxInFlight = 0;
   const service = await startInProcess({
-    STATUS_INTERVAL_MS: '100', CHECK_TIMEOUT_MS: '5000', CHECKS: `slow=${base}/slow,fast=${base}/fast`, HEARTBEAT_MS: '0',
+    STATUS_INTERVAL_MS: '100',
+    CHECK_TIMEOUT_MS: '5000',
+    CHECKS: `slow=${base}/slow,fast=${base}/fast`,
+    HEARTBEAT_MS: '0',
   });
   try {
     await sleep(1500);
@@ -112,12 +122,20 @@ test('/status waits for the first snapshot, then answers the latest without runn
 
 test('states, reasons and transitions: down, recovered, change events and log lines', async () => {
   behaviour.set('/flip', { code: 503, delayMs: 0 });
-  const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECKS: `web=${base}/flip`, HEARTBEAT_MS: '0', LOG_LEVEL: 'debug' });
+  const service = await startInProcess({
+    STATUS_INTERVAL_MS: '100',
+    CHECKS: `web=${base}/flip`,
+    HEARTBEAT_MS: '0',
+    LOG_LEVEL: 'debug',
+  });
   const client = await openStream(`${service.url}/events`);
   try {
     await client.waitFor((b) => b.event === 'change', 2, 5000, 'change events (web down, overall down)');
     const [web, overall] = client.blocks.filter((b) => b.event === 'change').map((b) => JSON.parse(b.data!));
-    assert.deepEqual({ ...web, time: undefined }, { time: undefined, check: 'web', from: null, to: 'down', reason: 'HTTP 503, expected 200-399' });
+    assert.deepEqual(
+      { ...web, time: undefined },
+      { time: undefined, check: 'web', from: null, to: 'down', reason: 'HTTP 503, expected 200-399' },
+    );
     assert.equal(overall.check, null);
     assert.equal(overall.to, 'down');
     const down = JSON.parse((await request(`${service.url}/status`)).body);
@@ -141,7 +159,10 @@ test('states, reasons and transitions: down, recovered, change events and log li
     assert.ok(metric(metrics, 'status_last_snapshot_timestamp_seconds') > Date.now() / 1000 - 5);
     // Change events share the id sequence of snapshots, so a resume replays them.
     const ids = client.blocks.filter((b) => b.id !== undefined).map((b) => Number(b.id!.split('-')[1]));
-    assert.deepEqual(ids, [...ids].sort((a, b) => a - b));
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+    );
   } finally {
     client.close();
     behaviour.delete('/flip');
@@ -200,7 +221,11 @@ test('failuresToDown from the environment default holds one lost answer back', a
   behaviour.set('/once', { code: 500, delayMs: 0 });
   const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECKS: `once=${base}/once` });
   try {
-    await waitFor(async () => JSON.parse((await request(`${service.url}/status`)).body).checks[0].state === 'down', 3000, 'down');
+    await waitFor(
+      async () => JSON.parse((await request(`${service.url}/status`)).body).checks[0].state === 'down',
+      3000,
+      'down',
+    );
   } finally {
     behaviour.delete('/once');
     await service.close();

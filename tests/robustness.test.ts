@@ -6,7 +6,16 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { openStream, request, runToExit, sleep, startInProcess, waitFor, withDeadline, type InProcess } from './helpers.ts';
+import {
+  type InProcess,
+  openStream,
+  request,
+  runToExit,
+  sleep,
+  startInProcess,
+  waitFor,
+  withDeadline,
+} from './helpers.ts';
 
 /** Sends raw bytes, returns what came back until the server closed or `ms` passed. */
 async function raw(port: number, bytes: string | Buffer, ms = 2000): Promise<string> {
@@ -28,7 +37,9 @@ function metric(body: string, line: string): number {
 
 test('drops a client that stops reading while a normal client keeps receiving', async () => {
   const service = await startInProcess({
-    STATUS_INTERVAL_MS: '100', HEARTBEAT_MS: '0', MAX_BUFFERED_BYTES: String(64 * 1024),
+    STATUS_INTERVAL_MS: '100',
+    HEARTBEAT_MS: '0',
+    MAX_BUFFERED_BYTES: String(64 * 1024),
     // ~300 KB snapshots fill the stalled reader's kernel buffers within seconds.
     CHECKS: Array.from({ length: 1000 }, (_, i) => `c${i}-${'n'.repeat(200)}=tcp://127.0.0.1:1`).join(','),
     LOG_LEVEL: 'warn',
@@ -89,11 +100,23 @@ after(() => service.close());
 
 test('answers a garbage request line with 400 and oversized headers with 431, from Node', async () => {
   assert.match(await raw(service.port, 'HELLO THERE\r\n\r\n'), /^HTTP\/1\.1 400 /);
-  assert.match(await raw(service.port, `GET /status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`), /^HTTP\/1\.1 431 /);
+  assert.match(
+    await raw(service.port, `GET /status HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20 * 1024)}\r\n\r\n`),
+    /^HTTP\/1\.1 431 /,
+  );
 });
 
 test('answers unknown paths with a JSON 404 that does not echo the input', async () => {
-  for (const path of ['/nope', '/events/', '//events', '/EVENTS', '/%3Cscript%3E', '/constructor', '/__proto__', '/toString']) {
+  for (const path of [
+    '/nope',
+    '/events/',
+    '//events',
+    '/EVENTS',
+    '/%3Cscript%3E',
+    '/constructor',
+    '/__proto__',
+    '/toString',
+  ]) {
     const reply = await request(`${service.url}${path}`);
     assert.equal(reply.status, 404, path);
     assert.deepEqual(JSON.parse(reply.body), { error: 'not found' });
@@ -112,7 +135,10 @@ test('answers a wrong method on a known path with 405 and Allow', async () => {
 
 test('HEAD works wherever GET does, without a body', async () => {
   for (const path of ['/', '/status', '/healthz', '/readyz', '/metrics']) {
-    const [head, get] = [await request(`${service.url}${path}`, { method: 'HEAD' }), await request(`${service.url}${path}`)];
+    const [head, get] = [
+      await request(`${service.url}${path}`, { method: 'HEAD' }),
+      await request(`${service.url}${path}`),
+    ];
     assert.equal(head.status, get.status, path);
     assert.equal(head.headers['content-type'], get.headers['content-type'], path);
     assert.equal(head.body, '', path);
@@ -137,13 +163,18 @@ test('answers 500 without details when a handler fails, and stays up', async () 
     const failed = await request(`${local.url}/status`);
     assert.equal(failed.status, 500);
     assert.deepEqual(JSON.parse(failed.body), { error: 'internal error' });
-    local.hub.open = () => { throw new Error('secret detail'); };
+    local.hub.open = () => {
+      throw new Error('secret detail');
+    };
     const failedStream = await request(`${local.url}/events`);
     assert.equal(failedStream.status, 500);
     assert.doesNotMatch(failedStream.body, /secret|at /);
     const logged = local.logs.filter((l) => l.msg === 'request failed');
     assert.equal(logged.length, 2);
-    assert.deepEqual(logged.map((l) => l.path), ['/status', '/events']);
+    assert.deepEqual(
+      logged.map((l) => l.path),
+      ['/status', '/events'],
+    );
     assert.equal((await request(`${local.url}/healthz`)).status, 200);
   } finally {
     await local.close();
@@ -169,9 +200,12 @@ test('survives a few thousand random and truncated requests: a stream opened bef
       const n = sent++;
       const base = valid[n % valid.length];
       const kind = n % 3;
-      const bytes = kind === 0 ? randomBytes(1 + (n % 300))
-        : kind === 1 ? Buffer.from(base.slice(0, n % base.length)) // truncated
-        : Buffer.concat([Buffer.from(base.slice(0, n % base.length)), randomBytes(n % 50)]); // corrupted
+      const bytes =
+        kind === 0
+          ? randomBytes(1 + (n % 300))
+          : kind === 1
+            ? Buffer.from(base.slice(0, n % base.length)) // truncated
+            : Buffer.concat([Buffer.from(base.slice(0, n % base.length)), randomBytes(n % 50)]); // corrupted
       await raw(service.port, bytes, 50);
     }
   };

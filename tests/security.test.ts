@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { EventSource } from 'eventsource';
-import { openStream, request, startInProcess, withDeadline, type InProcess } from './helpers.ts';
+import { type InProcess, openStream, request, startInProcess, withDeadline } from './helpers.ts';
 
 const TOKEN = 'T0ken-with.symbols~_9';
 
@@ -38,7 +38,10 @@ test('refuses wrong tokens, including ones of other lengths, multibyte and badly
 
 test('accepts the token as a Bearer header (any case of the scheme) or as ?token=', async () => {
   assert.equal((await request(`${service.url}/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
-  assert.equal((await request(`${service.url}/metrics`, { headers: { authorization: `bearer ${TOKEN}` } })).status, 200);
+  assert.equal(
+    (await request(`${service.url}/metrics`, { headers: { authorization: `bearer ${TOKEN}` } })).status,
+    200,
+  );
   assert.equal((await request(`${service.url}/status?token=${encodeURIComponent(TOKEN)}`)).status, 200);
   const stream = await openStream(`${service.url}/events?token=${encodeURIComponent(TOKEN)}`);
   assert.equal(stream.status, 200);
@@ -49,10 +52,14 @@ test('accepts the token as a Bearer header (any case of the scheme) or as ?token
 test('the eventsource client streams with ?token=', async () => {
   const source = new EventSource(`${service.url}/events?token=${encodeURIComponent(TOKEN)}`);
   try {
-    const event = await withDeadline(new Promise<MessageEvent>((resolve, reject) => {
-      source.onmessage = resolve;
-      source.onerror = () => reject(new Error('eventsource error'));
-    }), 5000, 'a message');
+    const event = await withDeadline(
+      new Promise<MessageEvent>((resolve, reject) => {
+        source.onmessage = resolve;
+        source.onerror = () => reject(new Error('eventsource error'));
+      }),
+      5000,
+      'a message',
+    );
     assert.equal(JSON.parse(event.data).status, 'up');
   } finally {
     source.close();
@@ -60,7 +67,8 @@ test('the eventsource client streams with ?token=', async () => {
 });
 
 test('leaves /, /healthz and /readyz open', async () => {
-  for (const path of ['/', '/healthz', '/readyz']) assert.equal((await request(`${service.url}${path}`)).status, 200, path);
+  for (const path of ['/', '/healthz', '/readyz'])
+    assert.equal((await request(`${service.url}${path}`)).status, 200, path);
 });
 
 test('never writes the token to a log line, not even in debug lines about streams', async () => {
@@ -69,7 +77,8 @@ test('never writes the token to a log line, not even in debug lines about stream
   // Debug lines for the streams of the tests above: they too must not carry the token.
   assert.ok(service.logs.some((l) => l.level === 20 && l.msg === 'stream opened'));
   assert.ok(service.logs.some((l) => l.level === 20 && l.msg === 'stream closed' && l.reason === 'client'));
-  for (const line of service.logs) assert.doesNotMatch(JSON.stringify(line), new RegExp(TOKEN.replace(/[.~]/g, '\\$&')));
+  for (const line of service.logs)
+    assert.doesNotMatch(JSON.stringify(line), new RegExp(TOKEN.replace(/[.~]/g, '\\$&')));
 });
 
 test('sends no CORS headers when CORS_ORIGIN is empty', async () => {
@@ -108,7 +117,11 @@ test('a CORS_ORIGIN list echoes only a listed origin, with Vary: Origin, and pre
 
     const preflight = await request(`${listed.url}/events`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://a.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'last-event-id' },
+      headers: {
+        origin: 'https://a.example',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'last-event-id',
+      },
     });
     assert.equal(preflight.status, 204);
     assert.equal(preflight.headers['access-control-allow-origin'], 'https://a.example');
@@ -145,7 +158,8 @@ test('the page carries a CSP that allows its own inline script and style by hash
 });
 
 test('refuses /history and the badges without the token too', async () => {
-  for (const path of ['/history', '/badge.svg', '/badge/x.json']) assert.equal((await request(`${service.url}${path}`)).status, 401, path);
+  for (const path of ['/history', '/badge.svg', '/badge/x.json'])
+    assert.equal((await request(`${service.url}${path}`)).status, 401, path);
   assert.equal((await request(`${service.url}/history?token=${TOKEN}`)).status, 200);
 });
 
@@ -158,7 +172,10 @@ test('the page trades a valid ?token= for an HttpOnly, SameSite=Strict cookie th
   assert.doesNotMatch(cookie, /Path=|Secure/);
   const pair = cookie.split(';')[0];
   assert.equal((await request(`${service.url}/status`, { headers: { cookie: `other=1; ${pair}` } })).status, 200);
-  assert.equal((await request(`${service.url}/status`, { headers: { cookie: 'status_stream_token=nope' } })).status, 401);
+  assert.equal(
+    (await request(`${service.url}/status`, { headers: { cookie: 'status_stream_token=nope' } })).status,
+    401,
+  );
   // Behind a TLS-terminating proxy the cookie is Secure.
   const secure = await request(`${service.url}/?token=${TOKEN}`, { headers: { 'x-forwarded-proto': 'https' } });
   assert.match(String(secure.headers['set-cookie']), /; Secure$/);
@@ -168,7 +185,7 @@ test('the page trades a valid ?token= for an HttpOnly, SameSite=Strict cookie th
   assert.equal(wrong.headers['set-cookie'], undefined);
 });
 
-test('a known path with a method it does not take answers 405 with that route\'s own Allow', async () => {
+test("a known path with a method it does not take answers 405 with that route's own Allow", async () => {
   const status = await request(`${service.url}/status`, { method: 'POST' });
   assert.equal(status.status, 405);
   assert.equal(status.headers.allow, 'GET, HEAD, OPTIONS');
@@ -178,7 +195,10 @@ test('a known path with a method it does not take answers 405 with that route\'s
 });
 
 test('the write API does not exist without PUBLISH_TOKEN, and the read token never grants a write', async () => {
-  assert.equal((await request(`${service.url}/publish`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status, 404);
+  assert.equal(
+    (await request(`${service.url}/publish`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status,
+    404,
+  );
   const writer = await startInProcess({ AUTH_TOKEN: TOKEN, PUBLISH_TOKEN: 'pub-token' });
   try {
     const get = await request(`${writer.url}/publish`);
@@ -186,11 +206,17 @@ test('the write API does not exist without PUBLISH_TOKEN, and the read token nev
     assert.equal(get.headers.allow, 'POST, OPTIONS');
     const announcement = await request(`${writer.url}/announcement`, { method: 'GET' });
     assert.equal(announcement.headers.allow, 'PUT, DELETE, OPTIONS');
-    const byReader = await request(`${writer.url}/announcement`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    const byReader = await request(`${writer.url}/announcement`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
     assert.equal(byReader.status, 401);
     const byQuery = await request(`${writer.url}/announcement?token=pub-token`, { method: 'DELETE' });
     assert.equal(byQuery.status, 401, 'writes take the header only');
-    const byWriter = await request(`${writer.url}/announcement`, { method: 'DELETE', headers: { authorization: 'Bearer pub-token' } });
+    const byWriter = await request(`${writer.url}/announcement`, {
+      method: 'DELETE',
+      headers: { authorization: 'Bearer pub-token' },
+    });
     assert.equal(byWriter.status, 204);
   } finally {
     await writer.close();

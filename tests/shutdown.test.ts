@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
-import { ROOT, openStream, request, startInProcess, startService, waitFor, withDeadline } from './helpers.ts';
+import { openStream, ROOT, request, startInProcess, startService, waitFor, withDeadline } from './helpers.ts';
 
 const RETRY_MS = 1000;
 
@@ -24,7 +24,11 @@ async function rawSocket(port: number, text: string, read = true): Promise<net.S
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   test(`on ${signal} every stream gets a jittered retry and done, ends, and the process exits 0 at once`, async () => {
-    const service = await startService({ RETRY_MS: String(RETRY_MS), SHUTDOWN_GRACE_MS: '20000', STATUS_INTERVAL_MS: '60000' });
+    const service = await startService({
+      RETRY_MS: String(RETRY_MS),
+      SHUTDOWN_GRACE_MS: '20000',
+      STATUS_INTERVAL_MS: '60000',
+    });
     const clients = await Promise.all(Array.from({ length: 5 }, () => openStream(`${service.url}/events`)));
     await Promise.all(clients.map((c) => c.waitForEvents(1)));
     // An idle keep-alive connection must not hold the exit up either.
@@ -64,14 +68,16 @@ test('while draining, a request that was in flight gets 503 with Retry-After on 
   const stream = await openStream(`${service.url}/events`);
   const closing = service.shutdown();
   await stream.closed;
-  const answers = await Promise.all(sockets.map(async (socket) => {
-    let text = '';
-    socket.setEncoding('utf8').on('data', (t: string) => (text += t));
-    const ended = new Promise((resolve) => socket.once('close', resolve));
-    socket.write('\r\n');
-    await withDeadline(ended, 5000, 'answer while draining');
-    return text;
-  }));
+  const answers = await Promise.all(
+    sockets.map(async (socket) => {
+      let text = '';
+      socket.setEncoding('utf8').on('data', (t: string) => (text += t));
+      const ended = new Promise((resolve) => socket.once('close', resolve));
+      socket.write('\r\n');
+      await withDeadline(ended, 5000, 'answer while draining');
+      return text;
+    }),
+  );
   for (const answer of answers.slice(0, 2)) {
     assert.match(answer, /^HTTP\/1\.1 503 /);
     assert.match(answer, /\r\nRetry-After: 3\r\n/);
@@ -86,7 +92,9 @@ test('while draining, a request that was in flight gets 503 with Retry-After on 
 test('a client that stops reading and a half-sent request hold the exit no longer than SHUTDOWN_GRACE_MS', async () => {
   const GRACE_MS = 1500;
   const service = await startService({
-    SHUTDOWN_GRACE_MS: String(GRACE_MS), STATUS_INTERVAL_MS: '100', MAX_BUFFERED_BYTES: String(1 << 30),
+    SHUTDOWN_GRACE_MS: String(GRACE_MS),
+    STATUS_INTERVAL_MS: '100',
+    MAX_BUFFERED_BYTES: String(1 << 30),
     // Big snapshots fill the socket buffers of the reader that stopped.
     // (An environment string may not exceed 128 KiB: 400 checks of about 260 bytes.)
     CHECKS: Array.from({ length: 400 }, (_, i) => `check-${i}-${'x'.repeat(250)}=tcp://127.0.0.1:1`).join(','),
@@ -94,10 +102,14 @@ test('a client that stops reading and a half-sent request hold the exit no longe
   const stalled = await rawSocket(service.port, 'GET /events HTTP/1.1\r\nHost: x\r\n\r\n', false);
   const halfSent = await rawSocket(service.port, 'GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ');
   // Wait until the kernel buffers are full and Node holds unsent bytes for the stalled stream.
-  await waitFor(async () => {
-    const metrics = await request(`${service.url}/metrics`);
-    return Number(/^sse_bytes_sent_total (\d+)/m.exec(metrics.body)?.[1]) > 4 << 20;
-  }, 20_000, 'the stalled stream to fall behind');
+  await waitFor(
+    async () => {
+      const metrics = await request(`${service.url}/metrics`);
+      return Number(/^sse_bytes_sent_total (\d+)/m.exec(metrics.body)?.[1]) > 4 << 20;
+    },
+    20_000,
+    'the stalled stream to fall behind',
+  );
   const started = Date.now();
   const code = await service.stop('SIGTERM');
   const tookMs = Date.now() - started;
@@ -125,9 +137,15 @@ test('shuts down gracefully as PID 1 of its own PID namespace, as in a container
 }, async (t) => {
   // unshare --fork makes node PID 1 of a new namespace, where the kernel delivers only
   // signals that have a handler (pid_namespaces(7)): without ours SIGTERM would do nothing.
-  const child = spawn('/usr/bin/unshare', ['--pid', '--fork', '--mount-proc', process.execPath, '--import', 'tsx', 'server.ts'], {
-    cwd: ROOT, env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    '/usr/bin/unshare',
+    ['--pid', '--fork', '--mount-proc', process.execPath, '--import', 'tsx', 'server.ts'],
+    {
+      cwd: ROOT,
+      env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
   let stderr = '';
@@ -164,7 +182,8 @@ function childOf(parent: number): number {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (new RegExp(`^PPid:\\s+${parent}$`, 'm').test(readFileSync(`/proc/${entry}/status`, 'utf8'))) return Number(entry);
+      if (new RegExp(`^PPid:\\s+${parent}$`, 'm').test(readFileSync(`/proc/${entry}/status`, 'utf8')))
+        return Number(entry);
     } catch {
       // the process ended while we looked
     }

@@ -7,7 +7,16 @@ import net from 'node:net';
 import { hostname } from 'node:os';
 import { after, before, test } from 'node:test';
 import { EventSource } from 'eventsource';
-import { openStream, request, sleep, startInProcess, waitFor, withDeadline, type InProcess } from './helpers.ts';
+import {
+  type InProcess,
+  openStream,
+  request,
+  type SseClient,
+  sleep,
+  startInProcess,
+  waitFor,
+  withDeadline,
+} from './helpers.ts';
 
 const INTERVAL_MS = 300;
 let service: InProcess;
@@ -84,7 +93,8 @@ test('a second stream gets the latest snapshot at once, the same bytes the first
     try {
       const [again] = await second.waitForEvents(1, INTERVAL_MS);
       // Either the same event (still the latest) or a later one that the first also got.
-      const match = first.events.find((e) => e.id === again.id) ?? (await first.waitFor((e) => e.id === again.id, 1, 5000))[0];
+      const match =
+        first.events.find((e) => e.id === again.id) ?? (await first.waitFor((e) => e.id === again.id, 1, 5000))[0];
       assert.equal(match.data, again.data);
       assert.ok(event.id);
     } finally {
@@ -154,7 +164,7 @@ test('turns Nagle off on the stream socket', async () => {
     if (noDelay !== false) noDelayPorts.add(this.remotePort);
     return original.call(this, noDelay);
   };
-  let client;
+  let client: SseClient;
   try {
     client = await openStream(`${service.url}/events`);
     await client.waitForEvents(1);
@@ -180,13 +190,17 @@ test('the eventsource client receives snapshots in onmessage', async () => {
   const source = new EventSource(`${service.url}/events`);
   try {
     const messages: MessageEvent[] = [];
-    await withDeadline(new Promise<void>((resolve, reject) => {
-      source.onmessage = (event) => {
-        messages.push(event);
-        if (messages.length === 2) resolve();
-      };
-      source.onerror = (event) => reject(new Error(`eventsource error: ${JSON.stringify(event)}`));
-    }), 20 * INTERVAL_MS, 'two messages in onmessage');
+    await withDeadline(
+      new Promise<void>((resolve, reject) => {
+        source.onmessage = (event) => {
+          messages.push(event);
+          if (messages.length === 2) resolve();
+        };
+        source.onerror = (event) => reject(new Error(`eventsource error: ${JSON.stringify(event)}`));
+      }),
+      20 * INTERVAL_MS,
+      'two messages in onmessage',
+    );
     assert.equal(JSON.parse(messages[0].data).status, 'up');
     assert.match(messages[1].lastEventId, /^[0-9a-f]{16}-\d+$/);
     assert.notEqual(messages[0].lastEventId, messages[1].lastEventId);
@@ -208,7 +222,10 @@ test('snapshots go on with no stream open, one per interval', async () => {
   await waitFor(() => service.hub.size === 0, 2000, 'no streams');
   const rounds = service.poller.rounds;
   await sleep(4 * INTERVAL_MS);
-  assert.ok(service.poller.rounds - rounds >= 2, `snapshots in 4 intervals with no stream: ${service.poller.rounds - rounds}`);
+  assert.ok(
+    service.poller.rounds - rounds >= 2,
+    `snapshots in 4 intervals with no stream: ${service.poller.rounds - rounds}`,
+  );
   const client = await openStream(`${service.url}/events`);
   // The latest snapshot at once, without waiting for the next.
   await client.waitForEvents(1, INTERVAL_MS);
@@ -216,7 +233,9 @@ test('snapshots go on with no stream open, one per interval', async () => {
 });
 
 /** A raw connection that sends `requests` at once and collects every byte it gets. */
-async function rawConnection(requests: string): Promise<{ text: () => string; close: () => void; halfClose: () => void }> {
+async function rawConnection(
+  requests: string,
+): Promise<{ text: () => string; close: () => void; halfClose: () => void }> {
   const socket = net.connect(service.port, '127.0.0.1');
   await withDeadline(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'connect');
   let received = '';
@@ -232,7 +251,10 @@ test('an HTTP/1.0 client gets the frames unchunked, broadcasts included', async 
   try {
     await waitFor(() => (conn.text().match(/^id: /gm) ?? []).length >= 3, 20 * INTERVAL_MS, 'three events');
     const text = conn.text();
-    const [head = '', body = ''] = text.split('\r\n\r\n', 2).length === 2 ? [text.slice(0, text.indexOf('\r\n\r\n')), text.slice(text.indexOf('\r\n\r\n') + 4)] : [];
+    const [head = '', body = ''] =
+      text.split('\r\n\r\n', 2).length === 2
+        ? [text.slice(0, text.indexOf('\r\n\r\n')), text.slice(text.indexOf('\r\n\r\n') + 4)]
+        : [];
     assert.match(head, /^HTTP\/1\.1 200 /);
     assert.doesNotMatch(head, /transfer-encoding/i);
     assert.doesNotMatch(body, /\r/, 'no chunk framing in the body');

@@ -553,9 +553,14 @@ describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeo
     );
     assert.equal((await rawExchange(svc.port, head('Content-Length: 2\r\n'), [Buffer.from('{}')])).status, 204);
     // Chunked and empty with no Content-Type at all: still no body.
-    assert.equal((await rawExchange(svc.port, head('Transfer-Encoding: chunked\r\n', ''), [Buffer.from('0\r\n\r\n')])).status, 204);
+    assert.equal(
+      (await rawExchange(svc.port, head('Transfer-Encoding: chunked\r\n', ''), [Buffer.from('0\r\n\r\n')])).status,
+      204,
+    );
     // A body that is there must say it is JSON.
-    const untyped = await rawExchange(svc.port, head('Transfer-Encoding: chunked\r\n', ''), [Buffer.from('2\r\n{}\r\n0\r\n\r\n')]);
+    const untyped = await rawExchange(svc.port, head('Transfer-Encoding: chunked\r\n', ''), [
+      Buffer.from('2\r\n{}\r\n0\r\n\r\n'),
+    ]);
     assert.equal(untyped.status, 415);
     assert.equal(counter(await metrics(), 'status_push_total{check="db backup"}') - before, 6);
   });
