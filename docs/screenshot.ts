@@ -194,8 +194,8 @@ async function seedHistory(dir: string): Promise<void> {
       reason: 'HTTP 502, expected 200-399',
     },
   ];
-  for (const { name } of checks) {
-    const [base, jitter] = LATENCY[new URL(checks.find((c) => c.name === name)!.url).pathname] ?? [0.4, 0.5];
+  for (const { name, url } of checks) {
+    const [base, jitter] = LATENCY[new URL(url).pathname] ?? [0.4, 0.5];
     for (let at = start; at < now - MINUTE_MS; at += MINUTE_MS) {
       const incident = incidents.find((i) => i.check === name && at >= i.from && at < i.to);
       const daily = 1 + 0.35 * Math.sin(((at % DAY_MS) / DAY_MS) * 2 * Math.PI);
