@@ -156,6 +156,8 @@ export const MAX_LATENCY_TENTHS = 0xffffff;
 const MAX_SUM_TENTHS = 0xffffffff;
 /** A recent result without a latency. */
 const NO_LATENCY = 0xffffffff;
+/** Room for one column of the longest ring while it is written out. */
+const COLUMN_SCRATCH = new Uint32Array(Math.max(MINUTE_BUCKETS, HOUR_BUCKETS));
 
 interface ViewType<T> {
   new (buffer: ArrayBuffer, offset: number, length: number): T;
@@ -382,36 +384,25 @@ class Ring {
     }
   }
 
-  /** The buckets' columns, oldest first. */
-  columns(): Columns {
+  /** The JSON object of the state file: `end` (head) and one array per column, oldest bucket first. */
+  toJSON(): string {
     const first = (this.head + 1) % this.size;
-    const column = (value: (slot: number) => number): number[] => {
-      const items = new Array<number>(this.size);
-      for (let k = 0; k < this.size; k++) items[k] = value((first + k) % this.size);
-      return items;
+    // Each column is copied into one scratch array and joined, so a save makes strings and no arrays.
+    const column = (value: (slot: number) => number): string => {
+      for (let k = 0; k < this.size; k++) COLUMN_SCRATCH[k] = value((first + k) % this.size);
+      return `[${COLUMN_SCRATCH.subarray(0, this.size).join(',')}]`;
     };
     const buckets = this.buckets;
     const noLatency = this.noLatency;
-    return {
-      up: column((slot) => buckets[slot * PER_BUCKET]),
-      degraded: column((slot) => buckets[slot * PER_BUCKET + 1]),
-      down: column((slot) => buckets[slot * PER_BUCKET + 2]),
-      minTenths: column((slot) => this.min(slot)),
-      maxTenths: column((slot) => this.max(slot)),
-      sumTenths: column((slot) => this.sum(slot)),
-      // Left out once no held bucket has such a run, as load() leaves the column unmade then.
-      noLatency: noLatency === null || noLatency.every((n) => n === 0) ? null : column((slot) => noLatency[slot]),
-    };
-  }
-
-  /** The JSON object of the state file: `end` (head) and one array per column, oldest bucket first. */
-  toJSON(): string {
-    const c = this.columns();
+    // Left out once no held bucket has such a run, as load() leaves the column unmade then.
+    const withoutLatency = noLatency?.some((n) => n > 0) === true;
     return (
-      `{"end":${this.head},"up":[${c.up.join(',')}],"degraded":[${c.degraded.join(',')}],` +
-      `"down":[${c.down.join(',')}],"minTenths":[${c.minTenths.join(',')}],` +
-      `"maxTenths":[${c.maxTenths.join(',')}],"sumTenths":[${c.sumTenths.join(',')}]` +
-      `${c.noLatency === null ? '' : `,"noLatency":[${c.noLatency.join(',')}]`}}`
+      `{"end":${this.head},"up":${column((slot) => buckets[slot * PER_BUCKET])},` +
+      `"degraded":${column((slot) => buckets[slot * PER_BUCKET + 1])},` +
+      `"down":${column((slot) => buckets[slot * PER_BUCKET + 2])},` +
+      `"minTenths":${column((slot) => this.min(slot))},"maxTenths":${column((slot) => this.max(slot))},` +
+      `"sumTenths":${column((slot) => this.sum(slot))}` +
+      `${withoutLatency ? `,"noLatency":${column((slot) => noLatency[slot])}` : ''}}`
     );
   }
 
