@@ -1,17 +1,20 @@
 // bench/check-load.ts: what many checks cost the service: CPU (% of one core), RSS and the
 // time to build and serialize one snapshot, with every check an HTTP check against a local
-// target in its own process. Importable; runs only as a script:
+// target in its own process. Only 127.0.0.1; every child is killed by its PID, also when
+// interrupted. Importable; runs only as a script:
 //   node --import tsx bench/check-load.ts [--seconds 60] [--node PATH] [--scenarios 1000x10000,100x1000]
 // Figures and how to read them: bench/README.md, "Check load".
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { intFlag } from './flags.ts';
 import { clockTicksPerSecond, cpuTicks, rssBytes } from './measure.ts';
+import { killChildrenOnExit, spawnTracked } from './processes.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HOST = '127.0.0.1';
@@ -55,9 +58,14 @@ export function configFor(scenario: Scenario, target: string): string {
 
 function waitForLine(child: ChildProcess, pattern: RegExp, ms: number): Promise<string> {
   return new Promise((resolve, reject) => {
+    const stdout = child.stdout;
+    if (stdout === null) {
+      reject(new Error('check-load: the child has no stdout pipe'));
+      return;
+    }
     let buffered = '';
     const timer = setTimeout(() => reject(new Error(`check-load: no ${pattern} within ${ms} ms`)), ms);
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+    stdout.setEncoding('utf8').on('data', (text: string) => {
       buffered += text;
       const line = buffered.split('\n').find((l) => pattern.test(l));
       if (line !== undefined) {
@@ -71,10 +79,18 @@ function waitForLine(child: ChildProcess, pattern: RegExp, ms: number): Promise<
 
 function get(url: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    http.get(url, { agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (t: string) => (body += t)).on('end', () => resolve(body));
-    }).on('error', reject);
+    http
+      .get(url, { agent: false, timeout: 10_000 }, (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (t: string) => (body += t))
+          .on('end', () => resolve(body));
+      })
+      .on('timeout', function (this: http.ClientRequest) {
+        this.destroy(new Error(`check-load: GET ${url} timed out`));
+      })
+      .on('error', reject);
   });
 }
 
@@ -84,12 +100,19 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export async function runScenario(scenario: Scenario, seconds: number, node: string | null): Promise<CheckLoadResult> {
   // The target counts the requests it answers; it runs in its own process so that its
   // CPU is not the service's.
-  const target = spawn(process.execPath, ['-e', `
+  const target = spawnTracked(
+    process.execPath,
+    [
+      '-e',
+      `
     let n = 0;
     require('node:http').createServer((q, s) => { n++; s.end('ok'); })
       .listen(0, '${HOST}', function () { console.log(JSON.stringify({ port: this.address().port })); });
     process.on('message', () => process.send(n));
-  `], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  `,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
+  );
   const dir = mkdtempSync(join(tmpdir(), 'check-load-'));
   let service: ChildProcess | null = null;
   try {
@@ -97,21 +120,31 @@ export async function runScenario(scenario: Scenario, seconds: number, node: str
     const configFile = join(dir, 'checks.json');
     writeFileSync(configFile, configFor(scenario, `http://${HOST}:${targetPort}`));
     const args = node === null ? ['--import', 'tsx', 'server.ts'] : ['server.ts'];
-    service = spawn(node ?? process.execPath, args, {
+    service = spawnTracked(node ?? process.execPath, args, {
       cwd: ROOT,
-      env: { ...process.env, HOST, PORT: '0', CONFIG_FILE: configFile, STATUS_INTERVAL_MS: String(scenario.intervalMs), LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        HOST,
+        PORT: '0',
+        CONFIG_FILE: configFile,
+        STATUS_INTERVAL_MS: String(scenario.intervalMs),
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    const pid = service.pid;
+    if (pid === undefined) throw new Error('check-load: the service could not be started');
     // LOG_LEVEL=warn hides "listening": ask the kernel instead, through /proc.
-    const port = await findPort(service.pid!);
+    const port = await findPort(pid);
     const base = `http://${HOST}:${port}`;
     await sleep(scenario.intervalMs + 2000);
-    const countRuns = (): Promise<number> => new Promise((resolve) => {
-      target.once('message', (n) => resolve(n as number));
-      target.send('count');
-    });
+    const countRuns = (): Promise<number> =>
+      new Promise((resolve) => {
+        target.once('message', (n) => resolve(n as number));
+        target.send('count');
+      });
     const runs0 = await countRuns();
-    const ticks0 = cpuTicks(service.pid!);
+    const ticks0 = cpuTicks(pid);
     const started = performance.now();
     const builds: number[] = [];
     let snapshotBytes = 0;
@@ -122,7 +155,7 @@ export async function runScenario(scenario: Scenario, seconds: number, node: str
       if (line !== undefined) builds.push(Number(line.split(' ')[1]) * 1000);
     }
     const elapsedS = (performance.now() - started) / 1000;
-    const cpuPercent = ((cpuTicks(service.pid!) - ticks0) / clockTicksPerSecond() / elapsedS) * 100;
+    const cpuPercent = ((cpuTicks(pid) - ticks0) / clockTicksPerSecond() / elapsedS) * 100;
     const runs = (await countRuns()) - runs0;
     snapshotBytes = Buffer.byteLength(await get(`${base}/status`));
     builds.sort((a, b) => a - b);
@@ -130,7 +163,7 @@ export async function runScenario(scenario: Scenario, seconds: number, node: str
       ...scenario,
       seconds: Math.round(elapsedS),
       cpuPercent: Math.round(cpuPercent * 10) / 10,
-      rssMiB: Math.round((rssBytes(service.pid!) / 1048576) * 10) / 10,
+      rssMiB: Math.round((rssBytes(pid) / 1048576) * 10) / 10,
       buildMsMedian: Math.round((builds[builds.length >> 1] ?? 0) * 100) / 100,
       buildMsMax: Math.round((builds.at(-1) ?? 0) * 100) / 100,
       snapshotBytes,
@@ -151,31 +184,41 @@ async function findPort(pid: number): Promise<number> {
     await sleep(100);
     let inodes: Set<string>;
     try {
-      inodes = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => {
-        try {
-          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '';
-        } catch {
-          return '';
-        }
-      }));
+      inodes = new Set(
+        readdirSync(`/proc/${pid}/fd`).map((fd) => {
+          try {
+            return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '';
+          } catch {
+            return '';
+          }
+        }),
+      );
     } catch {
       continue;
     }
     for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
       // st 0A = LISTEN
-      if (f[3] === '0A' && inodes.has(f[9])) return Number.parseInt(f[1].split(':')[1], 16);
+      const [, local = '', , state, , , , , , inode = ''] = f;
+      if (state === '0A' && inodes.has(inode)) return Number.parseInt(local.split(':')[1] ?? '', 16);
     }
   }
   throw new Error('check-load: the service never listened');
 }
 
 export function formatResults(results: readonly CheckLoadResult[], nodeName: string): string {
-  const rows = results.map((r) => `| ${r.checks} | ${r.intervalMs / 1000} s | ${r.cpuPercent} % | ${r.rssMiB} MiB | `
-    + `${r.buildMsMedian} / ${r.buildMsMax} ms | ${(r.snapshotBytes / 1024).toFixed(1)} KiB | ${r.runs} / ${r.expectedRuns} |`);
-  return [`check load on ${nodeName}`, '',
+  const rows = results.map(
+    (r) =>
+      `| ${r.checks} | ${r.intervalMs / 1000} s | ${r.cpuPercent} % | ${r.rssMiB} MiB | ` +
+      `${r.buildMsMedian} / ${r.buildMsMax} ms | ${(r.snapshotBytes / 1024).toFixed(1)} KiB | ${r.runs} / ${r.expectedRuns} |`,
+  );
+  return [
+    `check load on ${nodeName}`,
+    '',
     '| checks | interval | CPU (one core) | RSS | snapshot build median / max | snapshot | runs / expected |',
-    '|---|---|---|---|---|---|---|', ...rows].join('\n');
+    '|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 async function main(): Promise<void> {
@@ -186,16 +229,20 @@ async function main(): Promise<void> {
       scenarios: { type: 'string', default: '1000x10000,100x1000' },
     },
   });
-  const seconds = Number(values.seconds);
+  const seconds = intFlag('check-load', 'seconds', values.seconds, 1, 3600);
+  killChildrenOnExit('check-load');
   const node = values.node ?? null;
   const results: CheckLoadResult[] = [];
   for (const text of values.scenarios.split(',')) results.push(await runScenario(parseScenario(text), seconds, node));
-  const version = node === null ? process.version : (await new Promise<string>((resolve) => {
-    const child = spawn(node, ['--version']);
-    let out = '';
-    child.stdout.on('data', (t: Buffer) => (out += t));
-    child.on('exit', () => resolve(out.trim()));
-  }));
+  const version =
+    node === null
+      ? process.version
+      : await new Promise<string>((resolve) => {
+          const child = spawn(node, ['--version']);
+          let out = '';
+          child.stdout.on('data', (t: Buffer) => (out += t));
+          child.on('exit', () => resolve(out.trim()));
+        });
   process.stdout.write(`${formatResults(results, `Node ${version}${node === null ? ' (tsx)' : ''}`)}\n`);
 }
 
