@@ -3,6 +3,7 @@
 // target in its own process. Only 127.0.0.1; every child is killed by its PID, also when
 // interrupted. Importable; runs only as a script:
 //   node --import tsx bench/check-load.ts [--seconds 60] [--node PATH] [--scenarios 1000x10000,100x1000]
+//       [--node-arg=--flag ...]
 // Figures and how to read them: bench/README.md, "Check load".
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -97,7 +98,12 @@ function get(url: string): Promise<string> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Runs one scenario for `seconds` after one interval of warm-up; kills what it started. */
-export async function runScenario(scenario: Scenario, seconds: number, node: string | null): Promise<CheckLoadResult> {
+export async function runScenario(
+  scenario: Scenario,
+  seconds: number,
+  node: string | null,
+  nodeArgs: readonly string[] = [],
+): Promise<CheckLoadResult> {
   // The target counts the requests it answers; it runs in its own process so that its
   // CPU is not the service's.
   const target = spawnTracked(
@@ -119,7 +125,9 @@ export async function runScenario(scenario: Scenario, seconds: number, node: str
     const targetPort = (JSON.parse(await waitForLine(target, /"port"/, 10_000)) as { port: number }).port;
     const configFile = join(dir, 'checks.json');
     writeFileSync(configFile, configFor(scenario, `http://${HOST}:${targetPort}`));
-    const args = node === null ? ['--import', 'tsx', 'server.ts'] : ['server.ts'];
+    // As `npm start` and the image run it (package.json, Dockerfile): 2 MiB semi-spaces.
+    const loader = node === null ? ['--import', 'tsx'] : [];
+    const args = ['--max-semi-space-size=2', ...nodeArgs, ...loader, 'server.ts'];
     service = spawnTracked(node ?? process.execPath, args, {
       cwd: ROOT,
       env: {
@@ -227,13 +235,16 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '60' },
       node: { type: 'string' },
       scenarios: { type: 'string', default: '1000x10000,100x1000' },
+      'node-arg': { type: 'string', multiple: true, default: [] },
     },
   });
   const seconds = intFlag('check-load', 'seconds', values.seconds, 1, 3600);
   killChildrenOnExit('check-load');
   const node = values.node ?? null;
   const results: CheckLoadResult[] = [];
-  for (const text of values.scenarios.split(',')) results.push(await runScenario(parseScenario(text), seconds, node));
+  for (const text of values.scenarios.split(',')) {
+    results.push(await runScenario(parseScenario(text), seconds, node, values['node-arg']));
+  }
   const version =
     node === null
       ? process.version
