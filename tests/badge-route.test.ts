@@ -5,27 +5,25 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { badgeText } from '../badge.ts';
-import { type InProcess, type Reply, request, startInProcess, waitFor } from './helpers.ts';
+import { type InProcess, type Reply, request, startInProcess, startTarget, type Target, waitFor } from './helpers.ts';
 import { assertSafeSvg, texts, walk, type XmlElement } from './xml.ts';
 
 // ---------------------------------------------------------------- the service
 
 // /up answers 200, /down 503.
-const target = http.createServer((req, res) => res.writeHead(req.url === '/down' ? 503 : 200).end());
+let target: Target;
 let dir = '';
 let service: InProcess;
 const TOKEN = 'badge-read-token';
 let guarded: InProcess;
 
 before(async () => {
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+  target = await startTarget((path) => ({ code: path === '/down' ? 503 : 200 }));
+  const base = target.url;
   dir = mkdtempSync(join(tmpdir(), 'status-stream-badge-'));
   const file = join(dir, 'config.json');
   writeFileSync(
@@ -58,8 +56,7 @@ before(async () => {
 after(async () => {
   await service?.close();
   await guarded?.close();
-  target.closeAllConnections();
-  target.close();
+  await target?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,8 +4,6 @@
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -18,35 +16,22 @@ import {
   sleep,
   startInProcess,
   startService,
+  startTarget,
+  type Target,
   waitFor,
 } from './helpers.ts';
 
 // A target that answers each path as the test sets (code, body, delay) and notes every answer.
-interface Answer {
-  readonly code: number;
-  readonly body: string;
-  readonly delayMs: number;
-}
-const answers = new Map<string, Answer>();
-const served: Array<{ readonly path: string; readonly code: number; readonly atMs: number }> = [];
-const target = http.createServer((req, res) => {
-  const path = req.url ?? '/';
-  const { code, body, delayMs } = answers.get(path) ?? { code: 200, body: 'ok', delayMs: 0 };
-  setTimeout(() => {
-    served.push({ path, code, atMs: Date.now() });
-    res.writeHead(code, { 'content-type': 'text/plain' }).end(code === 204 ? undefined : body);
-  }, delayMs);
-});
+let target: Target;
 let base = '';
 const dirs: string[] = [];
 
 before(async () => {
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+  target = await startTarget();
+  base = target.url;
 });
-after(() => {
-  target.closeAllConnections();
-  target.close();
+after(async () => {
+  await target?.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -135,10 +120,10 @@ async function settled(url: string): Promise<StatusView> {
 }
 
 test('CONFIG_FILE options decide each state and reason: codes, body text, slow means degraded', async () => {
-  answers.set('/created', { code: 201, body: 'made', delayMs: 0 });
-  answers.set('/health', { code: 200, body: '{"status":"UP"}', delayMs: 0 });
-  answers.set('/slow', { code: 200, body: 'late', delayMs: 400 });
-  answers.set('/no-content', { code: 204, body: '', delayMs: 0 });
+  target.answers.set('/created', { code: 201, body: 'made', delayMs: 0 });
+  target.answers.set('/health', { code: 200, body: '{"status":"UP"}', delayMs: 0 });
+  target.answers.set('/slow', { code: 200, body: 'late', delayMs: 400 });
+  target.answers.set('/no-content', { code: 204, body: '', delayMs: 0 });
   const { service } = await startWithFile({
     checks: [
       { name: 'created', url: `${base}/created`, expect: { status: [201] } },
@@ -202,7 +187,7 @@ test('a critical check that is down makes the overall status down; the same chec
 });
 
 test('flap suppression: failuresToDown and successesToUp hold the state; detail shows the latest', async () => {
-  answers.set('/flaky', { code: 200, body: 'ok', delayMs: 0 });
+  target.answers.set('/flaky', { code: 200, body: 'ok', delayMs: 0 });
   const { service } = await startWithFile({
     checks: [{ name: 'flaky', url: `${base}/flaky`, intervalMs: 250, failuresToDown: 3, successesToUp: 2 }],
   });
@@ -221,9 +206,9 @@ test('flap suppression: failuresToDown and successesToUp hold the state; detail 
     };
     await waitFor(() => snapshots().some((c) => c.state === 'up' && c.detail === 'HTTP 200'), 10_000, 'flaky up');
 
-    answers.set('/flaky', { code: 503, body: 'no', delayMs: 0 });
+    target.answers.set('/flaky', { code: 503, body: 'no', delayMs: 0 });
     const down = Date.parse((await changed('down')).time);
-    const failuresBefore = served.filter((s) => s.path === '/flaky' && s.code === 503 && s.atMs <= down).length;
+    const failuresBefore = target.served.filter((s) => s.path === '/flaky' && s.code === 503 && s.atMs <= down).length;
     assert.ok(failuresBefore >= 3, `down after ${failuresBefore} failures, expected 3`);
     assert.ok(
       snapshots().some((c) => c.state === 'up' && c.detail === 'HTTP 503'),
@@ -231,9 +216,9 @@ test('flap suppression: failuresToDown and successesToUp hold the state; detail 
     );
 
     const switchedAt = Date.now();
-    answers.set('/flaky', { code: 200, body: 'ok', delayMs: 0 });
+    target.answers.set('/flaky', { code: 200, body: 'ok', delayMs: 0 });
     const up = Date.parse((await changed('up')).time);
-    const successesBefore = served.filter(
+    const successesBefore = target.served.filter(
       (s) => s.path === '/flaky' && s.code === 200 && s.atMs >= switchedAt && s.atMs <= up,
     ).length;
     assert.ok(successesBefore >= 2, `up after ${successesBefore} successes, expected 2`);
@@ -243,7 +228,7 @@ test('flap suppression: failuresToDown and successesToUp hold the state; detail 
     );
   } finally {
     client.close();
-    answers.delete('/flaky');
+    target.answers.delete('/flaky');
     await service.close();
   }
 });
@@ -256,7 +241,7 @@ test('intervalMs: each check runs on its own schedule', async () => {
     ],
   });
   try {
-    const count = (path: string): number => served.filter((s) => s.path === path).length;
+    const count = (path: string): number => target.served.filter((s) => s.path === path).length;
     await waitFor(() => count('/seldom') >= 3, 15_000, 'three runs of the seldom check');
     assert.ok(count('/often') >= 3 * count('/seldom'), `often ${count('/often')}, seldom ${count('/seldom')}`);
   } finally {
@@ -316,7 +301,7 @@ test("a reload that shortens a check's interval applies it from the latest run, 
   const { service, file } = await startWithFile({
     checks: [{ name: 'hourly', url: `${base}/hourly`, intervalMs: 3_600_000 }],
   });
-  const count = (): number => served.filter((s) => s.path === '/hourly').length;
+  const count = (): number => target.served.filter((s) => s.path === '/hourly').length;
   try {
     await settled(service.url);
     const before = count();
@@ -328,8 +313,8 @@ test("a reload that shortens a check's interval applies it from the latest run, 
 });
 
 test('a reload removing the only failing check brings the overall up; a later failure is a transition', async () => {
-  answers.set('/broken', { code: 503, body: 'no', delayMs: 0 });
-  answers.set('/later', { code: 200, body: 'ok', delayMs: 0 });
+  target.answers.set('/broken', { code: 503, body: 'no', delayMs: 0 });
+  target.answers.set('/later', { code: 200, body: 'ok', delayMs: 0 });
   const { service, file } = await startWithFile({
     checks: [
       { name: 'later', url: `${base}/later` },
@@ -347,7 +332,7 @@ test('a reload removing the only failing check brings the overall up; a later fa
     writeConfig(file, { checks: [{ name: 'later', url: `${base}/later` }] });
     await waitFor(async () => (await status(service.url)).status === 'up', 15_000, 'up after the reload');
     await waitFor(async () => (await overall()).at(-1)?.to === 'up', 5000, 'an overall transition to up');
-    answers.set('/later', { code: 500, body: 'no', delayMs: 0 });
+    target.answers.set('/later', { code: 500, body: 'no', delayMs: 0 });
     await waitFor(async () => (await overall()).at(-1)?.to === 'down', 10_000, 'an overall transition to down');
     assert.deepEqual(await overall(), [
       { from: null, to: 'degraded' },
@@ -355,8 +340,8 @@ test('a reload removing the only failing check brings the overall up; a later fa
       { from: 'up', to: 'down' },
     ]);
   } finally {
-    answers.delete('/broken');
-    answers.delete('/later');
+    target.answers.delete('/broken');
+    target.answers.delete('/later');
     await service.close();
   }
 });

@@ -207,6 +207,77 @@ export function runToExit(
   );
 }
 
+// ---------------------------------------------------------------- a target for checks to watch
+
+/** How the target answers one request: `body` is 'ok' and `delayMs` 0 unless given; a 204 has no body. */
+export interface TargetAnswer {
+  readonly code: number;
+  readonly body?: string;
+  readonly delayMs?: number;
+}
+
+/** One answer the target gave, noted when it was sent. */
+export interface Served {
+  readonly path: string;
+  readonly code: number;
+  readonly atMs: number;
+}
+
+/**
+ * A local HTTP server on 127.0.0.1 for checks to watch. A path set in `answers` gets that
+ * answer; any other path gets `fallback(path, hit)`, where `hit` counts this path's requests
+ * from 1 (200 'ok' by default). It counts requests by path as they arrive, notes every
+ * answer in `served`, and keeps the number of requests not answered yet.
+ */
+export class Target {
+  readonly answers = new Map<string, TargetAnswer>();
+  readonly served: Served[] = [];
+  inFlight = 0;
+  /** The most requests open at once; a test may reset it. */
+  maxInFlight = 0;
+  readonly server: http.Server;
+  readonly #hits = new Map<string, number>();
+
+  constructor(fallback: (path: string, hit: number) => TargetAnswer = () => ({ code: 200 })) {
+    this.server = http.createServer((req, res) => {
+      const path = req.url ?? '/';
+      const hit = this.hits(path) + 1;
+      this.#hits.set(path, hit);
+      const { code, body = 'ok', delayMs = 0 } = this.answers.get(path) ?? fallback(path, hit);
+      this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+      const answer = (): void => {
+        this.inFlight--;
+        this.served.push({ path, code, atMs: Date.now() });
+        res.writeHead(code, { 'content-type': 'text/plain' }).end(code === 204 ? undefined : body);
+      };
+      if (delayMs > 0) setTimeout(answer, delayMs);
+      else answer();
+    });
+  }
+
+  /** `http://127.0.0.1:<port>`, once started. */
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Requests that have arrived for `path`. */
+  hits(path: string): number {
+    return this.#hits.get(path) ?? 0;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Starts a Target (see there) on 127.0.0.1 and a free port. */
+export async function startTarget(fallback?: (path: string, hit: number) => TargetAnswer): Promise<Target> {
+  const target = new Target(fallback);
+  await new Promise<void>((resolve) => target.server.listen(0, '127.0.0.1', resolve));
+  return target;
+}
+
 // ---------------------------------------------------------------- HTTP and SSE clients
 
 export interface Reply {

@@ -3,36 +3,24 @@
 // states after start-up are transitions.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
-import { request, sleep, startInProcess, waitFor } from './helpers.ts';
+import { request, sleep, startInProcess, startTarget, type Target, waitFor } from './helpers.ts';
 
 // /counted answers 200 to its first HEALTHY_RUNS requests and 503 after; /slow-* and /fast-*
 // answer 200 (…-ok) or 503 (…-bad) after a delay. The target counts answers and open requests.
 const HEALTHY_RUNS = 6;
-let counted = 0;
-let open = 0;
-const target = http.createServer((req, res) => {
-  const path = req.url ?? '/';
-  open++;
-  const answer = (code: number): void => {
-    open--;
-    res.writeHead(code).end();
-  };
-  if (path === '/counted') return answer(++counted <= HEALTHY_RUNS ? 200 : 503);
-  setTimeout(() => answer(path.endsWith('-bad') ? 503 : 200), path.startsWith('/slow') ? 400 : 0);
-});
+let target: Target;
 let base = '';
+const counted = (): number => target.hits('/counted');
 
 before(async () => {
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+  target = await startTarget((path, hit) => {
+    if (path === '/counted') return { code: hit <= HEALTHY_RUNS ? 200 : 503 };
+    return { code: path.endsWith('-bad') ? 503 : 200, delayMs: path.startsWith('/slow') ? 400 : 0 };
+  });
+  base = target.url;
 });
-after(() => {
-  target.closeAllConnections();
-  target.close();
-});
+after(() => target?.close());
 
 interface Bucket {
   readonly start: string;
@@ -64,7 +52,7 @@ function sum(buckets: readonly Bucket[], state: 'up' | 'degraded' | 'down'): num
 test('GET /history counts every run the target answered, and uptime is the share of runs not down', async () => {
   const service = await startInProcess({ CHECKS: `web=${base}/counted`, STATUS_INTERVAL_MS: '100', HEARTBEAT_MS: '0' });
   try {
-    await waitFor(() => counted >= HEALTHY_RUNS + 5, 15_000, 'five runs after the healthy ones');
+    await waitFor(() => counted() >= HEALTHY_RUNS + 5, 15_000, 'five runs after the healthy ones');
     // No more runs: the one under way still lands, then the counts hold still.
     service.poller.stop();
     const recorded = (): number => {
@@ -74,15 +62,15 @@ test('GET /history counts every run the target answered, and uptime is the share
     let seen = -1;
     await waitFor(
       async () => {
-        const still = open === 0 && recorded() === counted && counted === seen;
-        seen = counted;
+        const still = target.inFlight === 0 && recorded() === counted() && counted() === seen;
+        seen = counted();
         await sleep(300);
         return still;
       },
       10_000,
       'every answered run recorded, and no more runs',
     );
-    const runs = counted;
+    const runs = counted();
     const uptime = Math.floor((HEALTHY_RUNS * 10_000) / runs) / 100;
     for (const query of ['?range=1h&buckets=7', '', '?range=7d&buckets=500', '?range=90d&buckets=1&check=web']) {
       const answer = await history(service.url, query);

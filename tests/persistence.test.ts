@@ -5,30 +5,33 @@
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { type Reply, request, runToExit, startInProcess, startService, waitFor, withDeadline } from './helpers.ts';
+import {
+  type Reply,
+  request,
+  runToExit,
+  startInProcess,
+  startService,
+  startTarget,
+  type Target,
+  waitFor,
+  withDeadline,
+} from './helpers.ts';
 
-// A target whose answer the test flips between 200 and 503; it counts what it answered.
+// A target whose answer the test flips between 200 and 503.
 let code = 200;
-const answered = { 200: 0, 503: 0 };
-const target = http.createServer((_req, res) => {
-  const now = code as 200 | 503;
-  answered[now]++;
-  res.writeHead(now).end();
-});
+let target: Target;
 let base = '';
 const dirs: string[] = [];
 
 before(async () => {
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+  target = await startTarget(() => ({ code }));
+  base = target.url;
 });
-after(() => {
-  target.closeAllConnections();
-  target.close();
+after(async () => {
+  await target?.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 

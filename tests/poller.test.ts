@@ -3,39 +3,28 @@
 // the overall rule, transitions as `change` events, logs and metrics.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { type CheckState, nextState, overallStatus } from '../status.ts';
-import { openStream, request, type SseClient, sleep, startInProcess, waitFor } from './helpers.ts';
+import {
+  openStream,
+  request,
+  type SseClient,
+  sleep,
+  startInProcess,
+  startTarget,
+  type Target,
+  waitFor,
+} from './helpers.ts';
 
 // A target that counts hits by path and answers each path with a code and delay the test sets.
-const hitsByPath = new Map<string, number>();
-const behaviour = new Map<string, { code: number; delayMs: number }>();
-let inFlight = 0;
-let maxInFlight = 0;
-const target = http.createServer((req, res) => {
-  const path = req.url ?? '/';
-  hitsByPath.set(path, (hitsByPath.get(path) ?? 0) + 1);
-  const { code, delayMs } = behaviour.get(path) ?? { code: 200, delayMs: 0 };
-  maxInFlight = Math.max(maxInFlight, ++inFlight);
-  setTimeout(() => {
-    inFlight--;
-    res.statusCode = code;
-    res.end('ok');
-  }, delayMs);
-});
+let target: Target;
 let base = '';
-const hits = (path: string): number => hitsByPath.get(path) ?? 0;
 
 before(async () => {
-  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
+  target = await startTarget();
+  base = target.url;
 });
-after(() => {
-  target.closeAllConnections();
-  target.close();
-});
+after(() => target?.close());
 
 function metric(body: string, line: string): number {
   const found = body.split('\n').find((l) => l.startsWith(`${line} `));
@@ -51,15 +40,15 @@ test('checks run and snapshots come with no stream open; 50 streams cost one che
   });
   try {
     await sleep(3 * INTERVAL_MS);
-    assert.ok(hits('/fifty') >= 2, `checks with nobody watching: ${hits('/fifty')}`);
+    assert.ok(target.hits('/fifty') >= 2, `checks with nobody watching: ${target.hits('/fifty')}`);
     assert.ok(service.poller.rounds >= 2);
     const clients: SseClient[] = [];
     for (let i = 0; i < 50; i++) clients.push(await openStream(`${service.url}/events`));
-    const startHits = hits('/fifty');
+    const startHits = target.hits('/fifty');
     const startRounds = service.poller.rounds;
     await sleep(6 * INTERVAL_MS);
     const rounds = service.poller.rounds - startRounds;
-    const checks = hits('/fifty') - startHits;
+    const checks = target.hits('/fifty') - startHits;
     assert.ok(
       Math.abs(checks - rounds) <= 1,
       `checks ${checks}, snapshots ${rounds}: one check per interval, not per stream`,
@@ -76,8 +65,8 @@ test('checks run and snapshots come with no stream open; 50 streams cost one che
 });
 
 test('a slow check never sets the pace of the others, and never overlaps itself', async () => {
-  behaviour.set('/slow', { code: 200, delayMs: 600 });
-  maxInFlight = 0;
+  target.answers.set('/slow', { code: 200, delayMs: 600 });
+  target.maxInFlight = 0;
   const service = await startInProcess({
     STATUS_INTERVAL_MS: '100',
     CHECK_TIMEOUT_MS: '5000',
@@ -86,22 +75,22 @@ test('a slow check never sets the pace of the others, and never overlaps itself'
   });
   try {
     await sleep(1500);
-    assert.ok(hits('/fast') >= 8, `fast check runs: ${hits('/fast')}`);
-    assert.ok(hits('/slow') <= 3, `slow check runs: ${hits('/slow')}`);
+    assert.ok(target.hits('/fast') >= 8, `fast check runs: ${target.hits('/fast')}`);
+    assert.ok(target.hits('/slow') <= 3, `slow check runs: ${target.hits('/slow')}`);
     assert.ok(service.poller.rounds >= 8, `snapshots: ${service.poller.rounds}`);
     // /status answers at once from the latest snapshot, not after the slow check.
     const started = Date.now();
     await request(`${service.url}/status`);
     assert.ok(Date.now() - started < 400, `/status took ${Date.now() - started} ms`);
   } finally {
-    behaviour.delete('/slow');
+    target.answers.delete('/slow');
     await service.close();
   }
-  assert.ok(maxInFlight <= 2, `at most one run per check at a time (${maxInFlight} in flight)`);
+  assert.ok(target.maxInFlight <= 2, `at most one run per check at a time (${target.maxInFlight} in flight)`);
 });
 
 test('/status waits for the first snapshot, then answers the latest without running a check', async () => {
-  behaviour.set('/first', { code: 200, delayMs: 300 });
+  target.answers.set('/first', { code: 200, delayMs: 300 });
   const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', CHECKS: `app=${base}/first` });
   try {
     const replies = await Promise.all(Array.from({ length: 5 }, () => request(`${service.url}/status`)));
@@ -109,19 +98,19 @@ test('/status waits for the first snapshot, then answers the latest without runn
     assert.equal(JSON.parse(replies[0].body).checks[0].detail, 'HTTP 200');
     for (const r of replies) assert.equal(r.headers['cache-control'], 'no-store');
     await request(`${service.url}/status`);
-    assert.equal(hits('/first'), 1);
+    assert.equal(target.hits('/first'), 1);
     const client = await openStream(`${service.url}/events`);
     await client.waitForEvents(1, 1000);
     client.close();
     assert.equal(service.poller.rounds, 1);
   } finally {
-    behaviour.delete('/first');
+    target.answers.delete('/first');
     await service.close();
   }
 });
 
 test('states, reasons and transitions: down, recovered, change events and log lines', async () => {
-  behaviour.set('/flip', { code: 503, delayMs: 0 });
+  target.answers.set('/flip', { code: 503, delayMs: 0 });
   const service = await startInProcess({
     STATUS_INTERVAL_MS: '100',
     CHECKS: `web=${base}/flip`,
@@ -148,7 +137,7 @@ test('states, reasons and transitions: down, recovered, change events and log li
     // A check that stays down logs at debug, once per run, and warns once.
     assert.equal(service.logs.filter((l) => l.msg === 'check down').length, 1);
     assert.ok(service.logs.filter((l) => l.msg === 'check still failing' && l.level === 20).length >= 2);
-    behaviour.set('/flip', { code: 200, delayMs: 0 });
+    target.answers.set('/flip', { code: 200, delayMs: 0 });
     await client.waitFor((b) => b.event === 'change' && JSON.parse(b.data!).to === 'up', 2, 5000, 'recovery changes');
     const recovered = service.logs.find((l) => l.msg === 'check recovered');
     assert.equal(recovered?.level, 30);
@@ -165,7 +154,7 @@ test('states, reasons and transitions: down, recovered, change events and log li
     );
   } finally {
     client.close();
-    behaviour.delete('/flip');
+    target.answers.delete('/flip');
     await service.close();
   }
 });
@@ -218,7 +207,7 @@ test('the overall rule: critical checks, every check down, degraded otherwise', 
 test('failuresToDown from the environment default holds one lost answer back', async () => {
   // CHECKS defines every option at its default (1/1): one failure is enough. The file's
   // options are tested with CONFIG_FILE (tests/config-file.test.ts).
-  behaviour.set('/once', { code: 500, delayMs: 0 });
+  target.answers.set('/once', { code: 500, delayMs: 0 });
   const service = await startInProcess({ STATUS_INTERVAL_MS: '100', CHECKS: `once=${base}/once` });
   try {
     await waitFor(
@@ -227,7 +216,7 @@ test('failuresToDown from the environment default holds one lost answer back', a
       'down',
     );
   } finally {
-    behaviour.delete('/once');
+    target.answers.delete('/once');
     await service.close();
   }
 });
