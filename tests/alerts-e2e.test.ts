@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  metricValue,
   openStream,
   type Reply,
   request,
@@ -80,11 +81,6 @@ function configFile(document: unknown): string {
 }
 
 const to = (path: string): Received[] => received.filter((r) => r.path === path);
-
-function metric(body: string, line: string): number {
-  const found = body.split('\n').find((l) => l.startsWith(`${line} `));
-  return found === undefined ? Number.NaN : Number(found.slice(line.length + 1));
-}
 
 /** Every secret part of the webhook URLs below: none may reach a log line. */
 const SECRETS = ['T0SECRET', 'QSECRET', 'hunter2'];
@@ -170,13 +166,14 @@ test('webhooks get each transition: json with status and service, slack text, fi
     // The retry target answers 503 first: the alert goes again a second later.
     await waitFor(() => to('/retry/T0SECRET4').length === 2, 15_000, 'a retried alert');
     await waitFor(
-      async () => metric((await request(`${service.url}/metrics`)).body, 'status_alerts_total{result="sent"}') === 6,
+      async () =>
+        metricValue((await request(`${service.url}/metrics`)).body, 'status_alerts_total{result="sent"}') === 6,
       10_000,
       'six alerts sent',
     );
     const metrics = (await request(`${service.url}/metrics`)).body;
-    assert.equal(metric(metrics, 'status_alerts_total{result="failed"}'), 2, 'the 400s are not retried');
-    assert.equal(metric(metrics, 'status_alerts_total{result="dropped"}'), 0);
+    assert.equal(metricValue(metrics, 'status_alerts_total{result="failed"}'), 2, 'the 400s are not retried');
+    assert.equal(metricValue(metrics, 'status_alerts_total{result="dropped"}'), 0);
     assert.equal(to('/reject/T0SECRET3').length, 2);
     assert.equal(to('/slack/T0SECRET2').length, 1, 'on: ["down"] and checks: ["web"] only');
 

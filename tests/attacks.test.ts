@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, test } from 'node:test';
-import { openStream, request, type Service, sleep, startService, waitFor } from './helpers.ts';
+import { metricValue, openStream, request, type Service, sleep, startService, waitFor } from './helpers.ts';
 
 const started: Service[] = [];
 after(async () => {
@@ -22,11 +22,6 @@ async function silentSockets(port: number, count: number): Promise<net.Socket[]>
   }
   await sleep(300);
   return sockets;
-}
-
-function metric(body: string, name: string): number {
-  const line = body.split('\n').find((l) => l.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.split(' ')[1]);
 }
 
 test('running out of descriptors never ends the process, and the streams open go on', async () => {
@@ -70,7 +65,7 @@ test('silent connections past MAX_CONNECTIONS are refused and counted, and clear
     await waitFor(
       async () => {
         const reply = await request(`${service.url}/metrics`).catch(() => null);
-        return reply !== null && metric(reply.body, 'http_connections_rejected_total') > 0;
+        return reply !== null && metricValue(reply.body, 'http_connections_rejected_total') > 0;
       },
       8000,
       'a rejected connection counted, then /metrics answered',
@@ -103,7 +98,7 @@ test('streams pipelined on one connection take one slot at most, and a long pipe
       'every pipelining connection closed',
     );
     await waitFor(
-      async () => metric((await request(`${service.url}/metrics`)).body, 'sse_clients') === 0,
+      async () => metricValue((await request(`${service.url}/metrics`)).body, 'sse_clients') === 0,
       5000,
       'no stream left',
     );
@@ -126,7 +121,7 @@ test('two streams pipelined on one connection: only the first is a stream', asyn
   try {
     await waitFor(() => (received.match(/^data: /gm) ?? []).length >= 2, 5000, 'two snapshots on the first stream');
     assert.equal((received.match(/HTTP\/1\.1 200/g) ?? []).length, 1, 'one response head');
-    assert.equal(metric((await request(`${service.url}/metrics`)).body, 'sse_clients'), 1);
+    assert.equal(metricValue((await request(`${service.url}/metrics`)).body, 'sse_clients'), 1);
     assert.ok(!service.stderr.join('').includes('MaxListenersExceededWarning'));
   } finally {
     socket.destroy();

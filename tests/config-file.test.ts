@@ -10,6 +10,7 @@ import { after, before, test } from 'node:test';
 import {
   freePort,
   type InProcess,
+  metricValue,
   openStream,
   request,
   runToExit,
@@ -75,11 +76,6 @@ function check(view: StatusView, name: string): CheckView {
 
 async function metrics(url: string): Promise<string> {
   return (await request(`${url}/metrics`)).body;
-}
-
-function metric(body: string, line: string): number {
-  const found = body.split('\n').find((l) => l.startsWith(`${line} `));
-  return found === undefined ? Number.NaN : Number(found.slice(line.length + 1));
 }
 
 /** Runs of `name` in the last hour, per state, from GET /history. */
@@ -289,8 +285,8 @@ test('a rewritten file is reloaded: new check in, removed check out, a survivor 
     await waitFor(async () => (await metrics(service.url)).includes('check="fresh"'), 10_000, 'fresh in /metrics');
     const text = await metrics(service.url);
     assert.ok(!text.includes('check="gone"'), 'gone is not in /metrics');
-    assert.equal(metric(text, 'status_config_reloads_total{result="ok"}'), 1);
-    assert.equal(metric(text, 'status_config_reloads_total{result="error"}'), 0);
+    assert.equal(metricValue(text, 'status_config_reloads_total{result="ok"}'), 1);
+    assert.equal(metricValue(text, 'status_config_reloads_total{result="error"}'), 0);
     assert.equal(service.logs.filter((l) => l.msg === 'config reloaded').length, 1);
   } finally {
     await service.close();
@@ -350,7 +346,7 @@ test('a broken rewrite keeps the old configuration, logs one error line per prob
   const { service, file } = await startWithFile({ checks: [{ name: 'a', url: `${base}/a` }] });
   const errors = (): Array<Record<string, unknown>> => service.logs.filter((l) => l.level === 50);
   const errorCount = async (): Promise<number> =>
-    metric(await metrics(service.url), 'status_config_reloads_total{result="error"}');
+    metricValue(await metrics(service.url), 'status_config_reloads_total{result="error"}');
   try {
     await settled(service.url);
     writeConfig(file, '{"checks": [');
@@ -396,7 +392,7 @@ test('a broken rewrite keeps the old configuration, logs one error line per prob
       ],
     });
     await waitFor(async () => (await status(service.url)).checks.length === 2, 10_000, 'the fixed file applied');
-    assert.equal(metric(await metrics(service.url), 'status_config_reloads_total{result="ok"}'), 1);
+    assert.equal(metricValue(await metrics(service.url), 'status_config_reloads_total{result="ok"}'), 1);
   } finally {
     await service.close();
   }

@@ -308,6 +308,16 @@ export function request(url: string, options: http.RequestOptions = {}, deadline
 }
 
 /**
+ * The value of one sample in a GET /metrics body, named with its labels as written there
+ * (`sse_clients`, `status_alerts_total{result="sent"}`); `absent` (NaN unless given) when
+ * there is no such line, as for a per-check counter before its first count.
+ */
+export function metricValue(body: string, sample: string, absent = Number.NaN): number {
+  const line = body.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line === undefined ? absent : Number(line.slice(sample.length + 1));
+}
+
+/**
  * One block of a stream, as SseClient saw it: an event that EventSource would dispatch
  * (`data`; `event` unless its type is "message"; `id` = its lastEventId, which persists
  * across events), or a block that dispatches nothing but held a `retry:` or a comment.

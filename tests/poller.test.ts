@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { type CheckState, nextState, overallStatus } from '../status.ts';
 import {
+  metricValue,
   openStream,
   request,
   type SseClient,
@@ -25,11 +26,6 @@ before(async () => {
   base = target.url;
 });
 after(() => target?.close());
-
-function metric(body: string, line: string): number {
-  const found = body.split('\n').find((l) => l.startsWith(`${line} `));
-  return found === undefined ? Number.NaN : Number(found.slice(line.length + 1));
-}
 
 test('checks run and snapshots come with no stream open; 50 streams cost one check per interval', async () => {
   const INTERVAL_MS = 300;
@@ -143,9 +139,9 @@ test('states, reasons and transitions: down, recovered, change events and log li
     assert.equal(recovered?.level, 30);
     assert.equal(recovered?.check, 'web');
     const metrics = (await request(`${service.url}/metrics`)).body;
-    assert.equal(metric(metrics, 'status_check_state{check="web",state="up"}'), 1);
-    assert.equal(metric(metrics, 'status_check_state{check="web",state="down"}'), 0);
-    assert.ok(metric(metrics, 'status_last_snapshot_timestamp_seconds') > Date.now() / 1000 - 5);
+    assert.equal(metricValue(metrics, 'status_check_state{check="web",state="up"}'), 1);
+    assert.equal(metricValue(metrics, 'status_check_state{check="web",state="down"}'), 0);
+    assert.ok(metricValue(metrics, 'status_last_snapshot_timestamp_seconds') > Date.now() / 1000 - 5);
     // Change events share the id sequence of snapshots, so a resume replays them.
     const ids = client.blocks.filter((b) => b.id !== undefined).map((b) => Number(b.id!.split('-')[1]));
     assert.deepEqual(

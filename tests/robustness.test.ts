@@ -8,6 +8,7 @@ import net from 'node:net';
 import { after, before, test } from 'node:test';
 import {
   type InProcess,
+  metricValue,
   openStream,
   request,
   runToExit,
@@ -27,12 +28,6 @@ async function raw(port: number, bytes: string | Buffer, ms = 2000): Promise<str
   await Promise.race([new Promise((resolve) => socket.once('close', resolve)), sleep(ms)]);
   socket.destroy();
   return text;
-}
-
-function metric(body: string, line: string): number {
-  const match = new RegExp(`^${line.replace(/[{}"[\]()|.*+?^$\\]/g, '\\$&')} (\\S+)$`, 'm').exec(body);
-  assert.ok(match, `no metric line ${line}`);
-  return Number(match[1]);
 }
 
 test('drops a client that stops reading while a normal client keeps receiving', async () => {
@@ -57,8 +52,8 @@ test('drops a client that stops reading while a normal client keeps receiving', 
     const seen = reader.events.length;
     await reader.waitForEvents(seen + 2, 10_000);
     const metrics = await request(`${service.url}/metrics`);
-    assert.equal(metric(metrics.body, 'sse_clients_dropped_total{reason="slow"}'), 1);
-    assert.equal(metric(metrics.body, 'sse_clients'), 1);
+    assert.equal(metricValue(metrics.body, 'sse_clients_dropped_total{reason="slow"}'), 1);
+    assert.equal(metricValue(metrics.body, 'sse_clients'), 1);
     assert.ok(service.logs.some((l) => l.msg === 'stream dropped: slow reader' && l.level === 40));
     reader.close();
     stalled.destroy();

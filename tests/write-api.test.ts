@@ -16,6 +16,7 @@ import { MAX_BODY_BYTES } from '../http/body.ts';
 import {
   freePort,
   type InProcess,
+  metricValue,
   openStream,
   type SseClient,
   type SseEvent,
@@ -142,12 +143,6 @@ function chunked(body: Buffer, size: number): Buffer[] {
 
 /** The sequence number of an id "<boot id>-<sequence>". */
 const seqOf = (id: string): number => Number(id.slice(id.lastIndexOf('-') + 1));
-
-/** A counter's value in the metrics text, 0 when the sample is absent. */
-function counter(metrics: string, sample: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${sample} `));
-  return line === undefined ? 0 : Number(line.slice(sample.length + 1));
-}
 
 const snapshots = (client: SseClient): SseEvent[] => client.events.filter((e) => e.event === undefined);
 const named = (client: SseClient, event: string): SseEvent[] => client.events.filter((e) => e.event === event);
@@ -521,7 +516,7 @@ describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeo
       assert.equal(checks.find((c) => c.name === 'nightly-backup')?.detail, 'no push yet');
       assert.deepEqual((await status()).announcement, shown);
       const now = await metrics();
-      const sample = (text: string, name: string): number => counter(text, name);
+      const sample = (text: string, name: string): number => metricValue(text, name, 0);
       assert.equal(
         sample(now, 'status_publish_total{result="accepted"}') -
           sample(before, 'status_publish_total{result="accepted"}'),
@@ -543,7 +538,7 @@ describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeo
     const head = (framing: string, type = 'Content-Type: application/json\r\n'): string =>
       `POST /push/db%20backup HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${PUBLISH_TOKEN}\r\n` +
       `${type}${framing}\r\n`;
-    const before = counter(await metrics(), 'status_push_total{check="db backup"}');
+    const before = metricValue(await metrics(), 'status_push_total{check="db backup"}', 0);
     assert.equal((await rawExchange(svc.port, head('', ''))).status, 204);
     assert.equal((await rawExchange(svc.port, head('Content-Length: 0\r\n', ''))).status, 204);
     assert.equal((await rawExchange(svc.port, head('Content-Length: 0\r\n'))).status, 204);
@@ -562,7 +557,7 @@ describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeo
       Buffer.from('2\r\n{}\r\n0\r\n\r\n'),
     ]);
     assert.equal(untyped.status, 415);
-    assert.equal(counter(await metrics(), 'status_push_total{check="db backup"}') - before, 6);
+    assert.equal(metricValue(await metrics(), 'status_push_total{check="db backup"}', 0) - before, 6);
   });
 
   test('a push to an unknown check or to a check that is not a push check is a 404', async () => {
@@ -913,7 +908,7 @@ describe('a push check fed by a cron-like pusher', { timeout: 120_000 }, () => {
     });
 
     const metrics = (await call(svc.url, 'GET', '/metrics')).body;
-    assert.equal(counter(metrics, 'status_push_total{check="nightly-backup"}'), pushes);
+    assert.equal(metricValue(metrics, 'status_push_total{check="nightly-backup"}', 0), pushes);
   });
 });
 
