@@ -320,21 +320,8 @@ test('on SIGTERM, waiting alerts get what is left of the grace', async () => {
   assertNoSecrets(service.logs);
 });
 
-/** A request with an optional JSON body and a bearer token (helpers.request sends no body). */
+/** A request with a bearer token and an optional JSON body. */
 function sendJson(url: string, method: string, token: string, body?: unknown): Promise<Reply> {
-  return withDeadline(
-    new Promise<Reply>((resolve, reject) => {
-      const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-      const req = http.request(url, { method, agent: false, headers }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    }),
-    10_000,
-    `${method} ${url}`,
-  );
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  return request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
 }

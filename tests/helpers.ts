@@ -286,11 +286,17 @@ export interface Reply {
   body: string;
 }
 
+export interface RequestOptions extends http.RequestOptions {
+  /** Sent whole, so with its Content-Length (as curl sends a body); none by default. */
+  readonly body?: string | Buffer;
+}
+
 /** One request with a deadline; the whole body is read. */
-export function request(url: string, options: http.RequestOptions = {}, deadlineMs = 10_000): Promise<Reply> {
+export function request(url: string, options: RequestOptions = {}, deadlineMs = 10_000): Promise<Reply> {
+  const { body, ...rest } = options;
   return withDeadline(
     new Promise((resolve, reject) => {
-      const req = http.request(url, { agent: false, ...options }, (res) => {
+      const req = http.request(url, { agent: false, ...rest }, (res) => {
         let body = '';
         res
           .setEncoding('utf8')
@@ -300,7 +306,7 @@ export function request(url: string, options: http.RequestOptions = {}, deadline
           });
       });
       req.on('error', reject);
-      req.end();
+      req.end(body);
     }),
     deadlineMs,
     `${options.method ?? 'GET'} ${url}`,

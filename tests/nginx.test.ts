@@ -10,6 +10,7 @@ import { createGunzip } from 'node:zlib';
 import { EventSource } from 'eventsource';
 import {
   openStream,
+  type Reply,
   request,
   type Service,
   type SseEvent,
@@ -257,20 +258,7 @@ describe('the service behind Nginx (deploy/nginx.conf)', { skip, timeout: 120_00
       'content-type': 'application/json',
       'accept-encoding': 'identity',
     };
-    const send = (url: string, method: string, body: string): Promise<{ status: number; body: string }> =>
-      withDeadline(
-        new Promise((resolve, reject) => {
-          const req = http.request(url, { method, agent: false, headers }, (res) => {
-            let text = '';
-            res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-          });
-          req.on('error', reject);
-          req.end(body);
-        }),
-        10_000,
-        `${method} ${url}`,
-      );
+    const send = (url: string, method: string, body: string): Promise<Reply> => request(url, { method, headers, body });
     const publish = '{"event":"deploy","data":1}';
     try {
       // Control: the replica itself takes the write.

@@ -4,7 +4,6 @@
 
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -17,7 +16,6 @@ import {
   startTarget,
   type Target,
   waitFor,
-  withDeadline,
 } from './helpers.ts';
 
 // A target whose answer the test flips between 200 and 503.
@@ -43,33 +41,10 @@ function tempDir(): string {
 
 const PUBLISH_TOKEN = 'persist-publish-token';
 
-/** A request with a JSON body (helpers.request sends none). */
+/** A request with the publish token and a JSON body. */
 function send(url: string, method: string, body?: unknown): Promise<Reply> {
-  return withDeadline(
-    new Promise<Reply>((resolve, reject) => {
-      const req = http.request(
-        url,
-        {
-          method,
-          agent: false,
-          headers: { authorization: `Bearer ${PUBLISH_TOKEN}`, 'content-type': 'application/json' },
-        },
-        (res) => {
-          let text = '';
-          res
-            .setEncoding('utf8')
-            .on('data', (chunk: string) => (text += chunk))
-            .on('end', () => {
-              resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
-            });
-        },
-      );
-      req.on('error', reject);
-      req.end(body === undefined ? undefined : JSON.stringify(body));
-    }),
-    10_000,
-    `${method} ${url}`,
-  );
+  const headers = { authorization: `Bearer ${PUBLISH_TOKEN}`, 'content-type': 'application/json' };
+  return request(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
 interface Transition {

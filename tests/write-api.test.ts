@@ -18,6 +18,8 @@ import {
   type InProcess,
   metricValue,
   openStream,
+  type Reply,
+  request,
   type SseClient,
   type SseEvent,
   sleep,
@@ -44,12 +46,6 @@ function configFile(name: string, content: unknown): string {
 
 // ---------------------------------------------------------------- clients
 
-interface Answer {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
 /** One request as curl sends it: the body (if any) with its Content-Length; the whole answer is read. */
 function call(
   base: string,
@@ -57,28 +53,12 @@ function call(
   path: string,
   headers: Record<string, string> = {},
   body?: string | Buffer,
-): Promise<Answer> {
-  return withDeadline(
-    new Promise<Answer>((resolve, reject) => {
-      const req = http.request(`${base}${path}`, { method, agent: false, headers }, (res) => {
-        let text = '';
-        res
-          .setEncoding('utf8')
-          .on('data', (chunk: string) => (text += chunk))
-          .on('end', () => {
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text });
-          });
-      });
-      req.on('error', reject);
-      req.end(body);
-    }),
-    15_000,
-    `${method} ${path}`,
-  );
+): Promise<Reply> {
+  return request(`${base}${path}`, { method, headers, body }, 15_000);
 }
 
 /** A write with the publish token and a JSON body. */
-const write = (base: string, method: string, path: string, body?: unknown): Promise<Answer> =>
+const write = (base: string, method: string, path: string, body?: unknown): Promise<Reply> =>
   call(base, method, path, WRITE_HEADERS, body === undefined ? undefined : JSON.stringify(body));
 
 /**
@@ -86,9 +66,9 @@ const write = (base: string, method: string, path: string, body?: unknown): Prom
  * stopping when the server closes). Resolves with the answer once it is whole, or with
  * what arrived when the server closed the connection.
  */
-function rawExchange(port: number, head: string, pieces: readonly Buffer[] = []): Promise<Answer> {
+function rawExchange(port: number, head: string, pieces: readonly Buffer[] = []): Promise<Reply> {
   return withDeadline(
-    new Promise<Answer>((resolve) => {
+    new Promise<Reply>((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
       let received = Buffer.alloc(0);
       const done = (): void => {
@@ -118,7 +98,7 @@ function rawExchange(port: number, head: string, pieces: readonly Buffer[] = [])
   );
 }
 
-function parseAnswer(text: string): Answer {
+function parseAnswer(text: string): Reply {
   const end = text.indexOf('\r\n\r\n');
   if (end === -1) return { status: 0, headers: {}, body: '' };
   const [statusLine, ...lines] = text.slice(0, end).split('\r\n');
@@ -148,7 +128,7 @@ const snapshots = (client: SseClient): SseEvent[] => client.events.filter((e) =>
 const named = (client: SseClient, event: string): SseEvent[] => client.events.filter((e) => e.event === event);
 
 /** Asserts a refusal: the status, a one-line `{"error"}` body that does not quote `canary`. */
-function assertRefused(answer: Answer, status: number, what: string, canary = 'CANARY'): string {
+function assertRefused(answer: Reply, status: number, what: string, canary = 'CANARY'): string {
   assert.equal(answer.status, status, `${what}: ${answer.status} ${answer.body}`);
   assert.match(String(answer.headers['content-type']), /^application\/json/, what);
   const parsed = JSON.parse(answer.body) as Record<string, unknown>;
@@ -193,7 +173,7 @@ test('without PUBLISH_TOKEN the write routes do not exist: every method is a 404
 
 describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeout: 120_000 }, () => {
   let svc: InProcess;
-  const read = (path: string): Promise<Answer> =>
+  const read = (path: string): Promise<Reply> =>
     call(svc.url, 'GET', `${path}${path.includes('?') ? '&' : '?'}token=${READ_TOKEN}`);
   const status = async (): Promise<Record<string, unknown>> =>
     JSON.parse((await read('/status')).body) as Record<string, unknown>;
@@ -836,7 +816,7 @@ describe('a push check fed by a cron-like pusher', { timeout: 120_000 }, () => {
     };
     return snapshot.checks.find((c) => c.name === 'nightly-backup')!;
   };
-  const push = (body?: unknown): Promise<Answer> => write(svc.url, 'POST', '/push/nightly-backup', body);
+  const push = (body?: unknown): Promise<Reply> => write(svc.url, 'POST', '/push/nightly-backup', body);
 
   before(async () => {
     svc = await startInProcess({
