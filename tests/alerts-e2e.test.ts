@@ -5,70 +5,60 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
+  type Delivery,
   metricValue,
   openStream,
+  type Receiver,
   type Reply,
   request,
   sleep,
   startInProcess,
+  startReceiver,
   startService,
+  startTarget,
+  type Target,
   waitFor,
   withDeadline,
 } from './helpers.ts';
 
 // The watched target: the test flips its answer.
 let code = 200;
-const target = http.createServer((_req, res) => res.writeHead(code).end());
+let target: Target;
 
 // The webhook receiver. Each path prefix behaves its own way; every POST is kept.
-interface Received {
-  readonly path: string;
-  readonly body: Record<string, unknown>;
-  readonly headers: http.IncomingHttpHeaders;
-}
-const received: Received[] = [];
+let receiver: Receiver;
 /** Called when a /late request arrives (before it is answered, 500 ms later). */
 let onLate: () => void = () => {};
-const receiver = http.createServer((req, res) => {
-  let text = '';
-  req.setEncoding('utf8');
-  req.on('data', (chunk: string) => (text += chunk));
-  req.on('end', () => {
-    const path = (req.url ?? '/').split('?')[0];
-    received.push({ path, body: JSON.parse(text) as Record<string, unknown>, headers: req.headers });
-    const seen = received.filter((r) => r.path === path).length;
-    if (path.startsWith('/hang')) return; // never answers
-    if (path.startsWith('/reject')) return void res.writeHead(400).end();
-    if (path.startsWith('/retry')) return void res.writeHead(seen === 1 ? 503 : 200).end();
-    if (path.startsWith('/late')) {
-      onLate();
-      setTimeout(() => res.writeHead(200).end(), 500);
-      return;
-    }
-    res.writeHead(204).end();
-  });
-});
+function respond({ path }: Delivery, res: http.ServerResponse, seen: number): void {
+  if (path.startsWith('/hang')) return; // never answers
+  if (path.startsWith('/reject')) return void res.writeHead(400).end();
+  if (path.startsWith('/retry')) return void res.writeHead(seen === 1 ? 503 : 200).end();
+  if (path.startsWith('/late')) {
+    onLate();
+    setTimeout(() => res.writeHead(200).end(), 500);
+    return;
+  }
+  res.writeHead(204).end();
+}
 
 let targetUrl = '';
 let hooks = '';
 const dirs: string[] = [];
 
 before(async () => {
-  for (const server of [target, receiver]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  targetUrl = `http://127.0.0.1:${(target.address() as AddressInfo).port}/health`;
-  hooks = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  target = await startTarget(() => ({ code }));
+  receiver = await startReceiver(respond);
+  targetUrl = `${target.url}/health`;
+  hooks = receiver.url;
 });
-after(() => {
-  for (const server of [target, receiver]) {
-    server.closeAllConnections();
-    server.close();
-  }
+after(async () => {
+  await target?.close();
+  await receiver?.close();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -80,7 +70,17 @@ function configFile(document: unknown): string {
   return file;
 }
 
-const to = (path: string): Received[] => received.filter((r) => r.path === path);
+interface Received {
+  readonly path: string;
+  readonly body: Record<string, unknown>;
+  readonly headers: http.IncomingHttpHeaders;
+}
+
+/** What `path` (the query left out) received, each body parsed as JSON. */
+const to = (path: string): Received[] =>
+  receiver.received
+    .filter((r) => r.path.split('?')[0] === path)
+    .map((r) => ({ path, body: JSON.parse(r.body) as Record<string, unknown>, headers: r.headers }));
 
 /** Every secret part of the webhook URLs below: none may reach a log line. */
 const SECRETS = ['T0SECRET', 'QSECRET', 'hunter2'];
@@ -92,7 +92,7 @@ function assertNoSecrets(lines: readonly string[]): void {
 }
 
 test('webhooks get each transition: json with status and service, slack text, filters, retries, counted', async () => {
-  received.length = 0;
+  receiver.received.length = 0;
   code = 200;
   const file = configFile({
     checks: [{ name: 'web', url: targetUrl }],
@@ -112,7 +112,7 @@ test('webhooks get each transition: json with status and service, slack text, fi
   });
   try {
     await waitFor(() => service.poller.latest !== null, 10_000, 'the first snapshot');
-    assert.equal(received.length, 0, 'a healthy start alerts nobody');
+    assert.equal(receiver.received.length, 0, 'a healthy start alerts nobody');
     code = 503;
     await waitFor(() => to('/json/T0SECRET1').length === 2, 10_000, 'two json alerts (web, overall)');
     const [web, overall] = to('/json/T0SECRET1').map((r) => r.body);
@@ -189,7 +189,7 @@ test('webhooks get each transition: json with status and service, slack text, fi
 });
 
 test('a receiver that hangs delays no snapshot and no request', async () => {
-  received.length = 0;
+  receiver.received.length = 0;
   code = 200;
   const file = configFile({ checks: [{ name: 'web', url: targetUrl }], alerts: [{ url: `${hooks}/hang/T0SECRET5` }] });
   const INTERVAL_MS = 200;
@@ -227,11 +227,11 @@ test('a receiver that hangs delays no snapshot and no request', async () => {
   }
   // The grace ran out on the hung POST and the overall alert behind it: dropped and counted.
   assert.equal(service.alerter.stats.dropped, 2);
-  receiver.closeAllConnections();
+  receiver.server.closeAllConnections();
 });
 
 test('during maintenance no alert is sent, and transitions are still recorded', async () => {
-  received.length = 0;
+  receiver.received.length = 0;
   code = 200;
   const token = 'maintenance-token';
   const file = configFile({ checks: [{ name: 'web', url: targetUrl }], alerts: [{ url: `${hooks}/json/T0SECRET6` }] });
@@ -287,7 +287,7 @@ test('a reload with a bad alert names it by scheme and host only', async () => {
 });
 
 test('on SIGTERM, waiting alerts get what is left of the grace', async () => {
-  received.length = 0;
+  receiver.received.length = 0;
   code = 200;
   const file = configFile({ checks: [{ name: 'web', url: targetUrl }], alerts: [{ url: `${hooks}/late/T0SECRET9` }] });
   const service = await startService({

@@ -5,8 +5,7 @@
 // shown beyond scheme and host.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { after, before, test } from 'node:test';
 import {
   ALERT_RETRY_DELAYS_MS,
@@ -20,63 +19,43 @@ import {
 } from '../alerts.ts';
 import { createLogger, type Logger } from '../log.ts';
 import type { CheckState, Transition } from '../status.ts';
-import { freePort, waitFor, withDeadline } from './helpers.ts';
-
-interface Received {
-  readonly path: string;
-  readonly headers: http.IncomingHttpHeaders;
-  readonly method: string;
-  readonly body: string;
-  readonly atMs: number;
-}
+import { type Delivery, freePort, type Receiver, startReceiver, waitFor, withDeadline } from './helpers.ts';
 
 // One receiver; each test uses its own paths. The first segment says how it answers.
-const received: Received[] = [];
 const held: http.ServerResponse[] = [];
-const hits = new Map<string, number>();
-const receiver = http.createServer((req, res) => {
-  let body = '';
-  req
-    .setEncoding('utf8')
-    .on('data', (chunk: string) => (body += chunk))
-    .on('end', () => {
-      const path = req.url ?? '';
-      received.push({ path, headers: req.headers, method: req.method ?? '', body, atMs: Date.now() });
-      const count = (hits.get(path) ?? 0) + 1;
-      hits.set(path, count);
-      const kind = path.split('/')[1];
-      if (kind === 'ok') res.end('ok');
-      else if (kind === 'flaky') res.writeHead(count <= 2 ? 500 : 200).end();
-      else if (kind === 'bad') res.writeHead(400).end('no');
-      else if (kind === 'moved') res.writeHead(302, { location: '/ok/elsewhere' }).end();
-      else if (kind === 'broken') res.writeHead(503).end();
-      else if (kind === 'hang')
-        held.push(res); // accepts, never answers
-      else if (kind === 'trickle') {
-        res.writeHead(200);
-        res.write('x');
-        held.push(res);
-      } // status, then silence
-      else if (kind === 'reset') {
-        res.writeHead(202);
-        res.write('x');
-        setTimeout(() => res.socket?.destroy(), 20);
-      } else res.writeHead(404).end();
-    });
-});
+function respond({ path }: Delivery, res: http.ServerResponse, count: number): void {
+  const kind = path.split('/')[1];
+  if (kind === 'ok') res.end('ok');
+  else if (kind === 'flaky') res.writeHead(count <= 2 ? 500 : 200).end();
+  else if (kind === 'bad') res.writeHead(400).end('no');
+  else if (kind === 'moved') res.writeHead(302, { location: '/ok/elsewhere' }).end();
+  else if (kind === 'broken') res.writeHead(503).end();
+  else if (kind === 'hang')
+    held.push(res); // accepts, never answers
+  else if (kind === 'trickle') {
+    res.writeHead(200);
+    res.write('x');
+    held.push(res);
+  } // status, then silence
+  else if (kind === 'reset') {
+    res.writeHead(202);
+    res.write('x');
+    setTimeout(() => res.socket?.destroy(), 20);
+  } else res.writeHead(404).end();
+}
+let receiver: Receiver;
 let base = '';
 let closedPort = 0;
 
 before(async () => {
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  receiver = await startReceiver(respond);
+  base = receiver.url;
   closedPort = await freePort();
 });
 
 after(async () => {
   for (const res of held) res.socket?.destroy();
-  receiver.closeAllConnections();
-  await new Promise((resolve) => receiver.close(resolve));
+  await receiver?.close();
 });
 
 const CONTEXT: AlertContext = { status: 'degraded', hostname: 'host1', version: '1.2.3', title: 'host1' };
@@ -105,7 +84,7 @@ function capture(): { log: Logger; lines: string[]; records: () => Array<Record<
   };
 }
 
-const at = (path: string): Received[] => received.filter((r) => r.path === path);
+const at = (path: string): Delivery[] => receiver.received.filter((r) => r.path === path);
 const settled = (a: Alerter): number => a.stats.sent + a.stats.failed + a.stats.dropped;
 const FAST = { timeoutMs: 2000, retryDelaysMs: [50, 100, 200] };
 
@@ -614,7 +593,7 @@ test("a webhook URL's credentials, path and query never appear in a log line; cr
     assert.ok(!text.includes(secret), `logs show ${secret}`);
   }
   assert.ok(text.includes(`"target":${JSON.stringify(base)}`));
-  const withAuth = received.find((r) => r.path.startsWith('/bad/SECRETPATH1'));
+  const withAuth = receiver.received.find((r) => r.path.startsWith('/bad/SECRETPATH1'));
   assert.equal(withAuth?.headers.authorization, `Basic ${Buffer.from('hookuser:HOOKPASS').toString('base64')}`);
   alerter.stop();
 });

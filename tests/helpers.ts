@@ -207,7 +207,27 @@ export function runToExit(
   );
 }
 
-// ---------------------------------------------------------------- a target for checks to watch
+// ---------------------------------------------------------------- a check target and a webhook receiver
+
+/** An HTTP server of the tests' own; `close()` also ends connections still waiting for an answer. */
+abstract class LocalServer {
+  abstract readonly server: http.Server;
+
+  /** `http://127.0.0.1:<port>`, once started. */
+  get url(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+async function listening<T extends LocalServer>(local: T): Promise<T> {
+  await new Promise<void>((resolve) => local.server.listen(0, '127.0.0.1', resolve));
+  return local;
+}
 
 /** How the target answers one request: `body` is 'ok' and `delayMs` 0 unless given; a 204 has no body. */
 export interface TargetAnswer {
@@ -229,7 +249,7 @@ export interface Served {
  * from 1 (200 'ok' by default). It counts requests by path as they arrive, notes every
  * answer in `served`, and keeps the number of requests not answered yet.
  */
-export class Target {
+export class Target extends LocalServer {
   readonly answers = new Map<string, TargetAnswer>();
   readonly served: Served[] = [];
   inFlight = 0;
@@ -239,6 +259,7 @@ export class Target {
   readonly #hits = new Map<string, number>();
 
   constructor(fallback: (path: string, hit: number) => TargetAnswer = () => ({ code: 200 })) {
+    super();
     this.server = http.createServer((req, res) => {
       const path = req.url ?? '/';
       const hit = this.hits(path) + 1;
@@ -255,28 +276,56 @@ export class Target {
     });
   }
 
-  /** `http://127.0.0.1:<port>`, once started. */
-  get url(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
   /** Requests that have arrived for `path`. */
   hits(path: string): number {
     return this.#hits.get(path) ?? 0;
   }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
 }
 
 /** Starts a Target (see there) on 127.0.0.1 and a free port. */
-export async function startTarget(fallback?: (path: string, hit: number) => TargetAnswer): Promise<Target> {
-  const target = new Target(fallback);
-  await new Promise<void>((resolve) => target.server.listen(0, '127.0.0.1', resolve));
-  return target;
+export const startTarget = (fallback?: (path: string, hit: number) => TargetAnswer): Promise<Target> =>
+  listening(new Target(fallback));
+
+/** One request a Receiver took in, its body read whole. */
+export interface Delivery {
+  /** The request target as sent: path and query. */
+  readonly path: string;
+  readonly method: string;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+  readonly atMs: number;
 }
+
+/** Answers a delivery; `seen` counts those in `received` with its path, this one included. */
+export type Respond = (delivery: Delivery, res: http.ServerResponse, seen: number) => void;
+
+/**
+ * A local webhook receiver: keeps every request in `received` (a test may empty it), then
+ * lets `respond` answer (200 'ok' by default), or not answer at all.
+ */
+export class Receiver extends LocalServer {
+  readonly received: Delivery[] = [];
+  readonly server: http.Server;
+
+  constructor(respond: Respond = (_delivery, res) => res.end('ok')) {
+    super();
+    this.server = http.createServer((req, res) => {
+      let body = '';
+      req
+        .setEncoding('utf8')
+        .on('data', (chunk: string) => (body += chunk))
+        .on('end', () => {
+          const path = req.url ?? '';
+          const delivery = { path, method: req.method ?? '', headers: req.headers, body, atMs: Date.now() };
+          this.received.push(delivery);
+          respond(delivery, res, this.received.filter((d) => d.path === path).length);
+        });
+    });
+  }
+}
+
+/** Starts a Receiver (see there) on 127.0.0.1 and a free port. */
+export const startReceiver = (respond?: Respond): Promise<Receiver> => listening(new Receiver(respond));
 
 // ---------------------------------------------------------------- HTTP and SSE clients
 

@@ -6,8 +6,8 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,12 +18,14 @@ import {
   type InProcess,
   metricValue,
   openStream,
+  type Receiver,
   type Reply,
   request,
   type SseClient,
   type SseEvent,
   sleep,
   startInProcess,
+  startReceiver,
   startService,
   waitFor,
   withDeadline,
@@ -896,34 +898,25 @@ describe('a push check fed by a cron-like pusher', { timeout: 120_000 }, () => {
 
 describe('maintenance', { timeout: 120_000 }, () => {
   let svc: InProcess;
-  const received: Array<Record<string, unknown>> = [];
-  const receiver = http.createServer((req, res) => {
-    let body = '';
-    req
-      .setEncoding('utf8')
-      .on('data', (chunk: string) => (body += chunk))
-      .on('end', () => {
-        received.push(JSON.parse(body) as Record<string, unknown>);
-        res.end('ok');
-      });
-  });
+  let receiver: Receiver;
+  /** The alerts the receiver got, parsed. */
+  const received = (): Array<Record<string, unknown>> =>
+    receiver.received.map((r) => JSON.parse(r.body) as Record<string, unknown>);
 
   before(async () => {
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    const { port } = receiver.address() as AddressInfo;
+    receiver = await startReceiver();
     svc = await startInProcess({
       PUBLISH_TOKEN,
       STATUS_INTERVAL_MS: '60000',
       CONFIG_FILE: configFile('alerts.json', {
         checks: [{ name: 'job', url: 'push://', withinMs: 24 * HOUR_MS }],
-        alerts: [{ url: `http://127.0.0.1:${port}/hook`, format: 'json', checks: ['job'] }],
+        alerts: [{ url: `${receiver.url}/hook`, format: 'json', checks: ['job'] }],
       }),
     });
   });
   after(async () => {
     await svc?.close();
-    receiver.closeAllConnections();
-    await new Promise((resolve) => receiver.close(resolve));
+    await receiver?.close();
   });
 
   test('maintenance: true sends no alert while a check goes down, yet streams the change', async () => {
@@ -947,7 +940,7 @@ describe('maintenance', { timeout: 120_000 }, () => {
       assert.deepEqual(svc.alerter.stats, { sent: 0, failed: 0, dropped: 0 });
       assert.equal(svc.alerter.waiting, 0);
       await sleep(500);
-      assert.deepEqual(received, []);
+      assert.deepEqual(received(), []);
       // Still recorded as history.
       const history = JSON.parse((await call(svc.url, 'GET', '/history?range=1h')).body) as {
         transitions: Array<{ check: string | null; to: string }>;
@@ -960,12 +953,12 @@ describe('maintenance', { timeout: 120_000 }, () => {
       // Maintenance over: the transition that happened meanwhile is not sent afterwards...
       assert.equal((await write(svc.url, 'DELETE', '/announcement')).status, 204);
       await sleep(500);
-      assert.deepEqual(received, []);
+      assert.deepEqual(received(), []);
       // ...and the next one is.
       assert.equal((await write(svc.url, 'POST', '/push/job', { status: 'up' })).status, 204);
-      await waitFor(() => received.length >= 1, 15_000, 'the alert after maintenance');
-      assert.equal(received.length, 1, JSON.stringify(received));
-      assert.deepEqual((({ check, from, to }) => ({ check, from, to }))(received[0]!), {
+      await waitFor(() => received().length >= 1, 15_000, 'the alert after maintenance');
+      assert.equal(received().length, 1, JSON.stringify(received()));
+      assert.deepEqual((({ check, from, to }) => ({ check, from, to }))(received()[0]!), {
         check: 'job',
         from: 'down',
         to: 'up',
