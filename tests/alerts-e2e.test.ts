@@ -4,9 +4,8 @@
 // on SIGTERM waiting alerts are still delivered within the grace.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type http from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -22,6 +21,7 @@ import {
   startService,
   startTarget,
   type Target,
+  tempDir,
   waitFor,
   withDeadline,
 } from './helpers.ts';
@@ -48,7 +48,6 @@ function respond({ path }: Delivery, res: http.ServerResponse, seen: number): vo
 
 let targetUrl = '';
 let hooks = '';
-const dirs: string[] = [];
 
 before(async () => {
   target = await startTarget(() => ({ code }));
@@ -59,13 +58,10 @@ before(async () => {
 after(async () => {
   await target?.close();
   await receiver?.close();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 function configFile(document: unknown): string {
-  const dir = mkdtempSync(join(tmpdir(), 'status-stream-alerts-'));
-  dirs.push(dir);
-  const file = join(dir, 'config.json');
+  const file = join(tempDir('alerts'), 'config.json');
   writeFileSync(file, JSON.stringify(document));
   return file;
 }

@@ -3,8 +3,7 @@
 // refused reload keeps the old configuration; --check-config and start-up errors exit 2.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -19,28 +18,19 @@ import {
   startService,
   startTarget,
   type Target,
+  tempDir,
   waitFor,
 } from './helpers.ts';
 
 // A target that answers each path as the test sets (code, body, delay) and notes every answer.
 let target: Target;
 let base = '';
-const dirs: string[] = [];
 
 before(async () => {
   target = await startTarget();
   base = target.url;
 });
-after(async () => {
-  await target?.close();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'status-stream-config-'));
-  dirs.push(dir);
-  return dir;
-}
+after(() => target?.close());
 
 let written = 0;
 /** Replaces the file as editors and config tools do: a new file renamed over the old one. */
@@ -95,7 +85,7 @@ async function startWithFile(
   document: unknown,
   env: Record<string, string> = {},
 ): Promise<{ service: InProcess; file: string }> {
-  const file = join(tempDir(), 'config.json');
+  const file = join(tempDir('config'), 'config.json');
   writeConfig(file, document);
   const service = await startInProcess({ CONFIG_FILE: file, STATUS_INTERVAL_MS: '100', HEARTBEAT_MS: '0', ...env });
   return { service, file };
@@ -399,8 +389,8 @@ test('a broken rewrite keeps the old configuration, logs one error line per prob
 });
 
 test('SIGHUP reloads CONFIG_FILE, also a link into another directory, which the watch cannot see', async () => {
-  const real = join(tempDir(), 'real.json');
-  const link = join(tempDir(), 'config.json');
+  const real = join(tempDir('config'), 'real.json');
+  const link = join(tempDir('config'), 'config.json');
   writeFileSync(real, JSON.stringify({ checks: [{ name: 'one', url: `${base}/one` }] }));
   symlinkSync(real, link);
   const service = await startService({ CONFIG_FILE: link, STATUS_INTERVAL_MS: '200', HEARTBEAT_MS: '0' });
@@ -432,7 +422,7 @@ test('SIGHUP reloads CONFIG_FILE, also a link into another directory, which the 
 });
 
 test('a ConfigMap-style symlink swap (..data to a new directory) is picked up', async () => {
-  const dir = tempDir();
+  const dir = tempDir('config');
   const version = (name: string, checks: unknown[]): void => {
     mkdirSync(join(dir, name));
     writeFileSync(join(dir, name, 'config.json'), JSON.stringify({ checks }));
@@ -464,12 +454,14 @@ test('a ConfigMap-style symlink swap (..data to a new directory) is picked up', 
 });
 
 test('--check-config prints "ok" and exits 0 for a good file', async () => {
-  const file = join(tempDir(), 'config.json');
+  const file = join(tempDir('config'), 'config.json');
   writeConfig(file, {
     checks: [{ name: 'a', url: `${base}/a`, expect: { status: [200] } }],
     alerts: [{ url: `${base}/hook` }],
   });
-  const result = await runToExit({ CONFIG_FILE: file, STATE_DIR: join(tempDir(), 'state') }, ['--check-config']);
+  const result = await runToExit({ CONFIG_FILE: file, STATE_DIR: join(tempDir('config'), 'state') }, [
+    '--check-config',
+  ]);
   assert.deepEqual(result, { code: 0, stdout: 'ok\n', stderr: '' });
 });
 
@@ -505,7 +497,7 @@ function assertEveryProblem(stderr: string): void {
 }
 
 test('--check-config lists every problem of a bad file and exits 2', async () => {
-  const file = join(tempDir(), 'config.json');
+  const file = join(tempDir('config'), 'config.json');
   writeConfig(file, BAD_DOCUMENT);
   const result = await runToExit({ CONFIG_FILE: file }, ['--check-config']);
   assert.equal(result.code, 2);
@@ -514,7 +506,7 @@ test('--check-config lists every problem of a bad file and exits 2', async () =>
 });
 
 test('--check-config refuses a STATE_DIR that cannot be created, beside the file problems', async () => {
-  const dir = tempDir();
+  const dir = tempDir('config');
   writeFileSync(join(dir, 'a-file'), 'x');
   const good = join(dir, 'config.json');
   writeConfig(good, { checks: [] });
@@ -535,7 +527,7 @@ test('--check-config refuses a STATE_DIR that cannot be created, beside the file
 });
 
 test('a bad CONFIG_FILE at start-up exits 2 with every problem, before listening', async () => {
-  const file = join(tempDir(), 'config.json');
+  const file = join(tempDir('config'), 'config.json');
   writeConfig(file, BAD_DOCUMENT);
   const result = await runToExit({ CONFIG_FILE: file });
   assert.equal(result.code, 2);
@@ -543,7 +535,7 @@ test('a bad CONFIG_FILE at start-up exits 2 with every problem, before listening
   assertEveryProblem(result.stderr);
 
   // A STATE_DIR that cannot be made is listed beside the file's problems, not after a second try.
-  const dir = tempDir();
+  const dir = tempDir('config');
   writeFileSync(join(dir, 'a-file'), 'x');
   const missing = await runToExit({ CONFIG_FILE: join(dir, 'nowhere.json'), STATE_DIR: join(dir, 'a-file', 'state') });
   assert.equal(missing.code, 2);

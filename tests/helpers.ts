@@ -4,7 +4,7 @@
 // instead of idling until the runner's timeout.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,18 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+const tempDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new directory `status-stream-<name>-XXXXXX` under the OS temp dir, removed when the process exits. */
+export function tempDir(name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `status-stream-${name}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /**

@@ -3,8 +3,7 @@
 // aside, never lost, and the service starts without it; a STATE_DIR that cannot be used is exit 2.
 
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import {
@@ -15,6 +14,7 @@ import {
   startService,
   startTarget,
   type Target,
+  tempDir,
   waitFor,
 } from './helpers.ts';
 
@@ -22,22 +22,12 @@ import {
 let code = 200;
 let target: Target;
 let base = '';
-const dirs: string[] = [];
 
 before(async () => {
   target = await startTarget(() => ({ code }));
   base = target.url;
 });
-after(async () => {
-  await target?.close();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'status-stream-state-'));
-  dirs.push(dir);
-  return dir;
-}
+after(() => target?.close());
 
 const PUBLISH_TOKEN = 'persist-publish-token';
 
@@ -92,7 +82,7 @@ function asideFiles(dir: string): string[] {
 }
 
 test('history, transitions, pushes, announcement survive SIGTERM; a kill -9 keeps what was saved', async () => {
-  const root = tempDir();
+  const root = tempDir('state');
   const dir = join(root, 'state', 'nested'); // created as mkdir -p
   const configFile = join(root, 'config.json');
   writeFileSync(configFile, JSON.stringify({ checks: [{ name: 'cron', url: 'push://', withinMs: 600_000 }] }));
@@ -172,7 +162,7 @@ test('history, transitions, pushes, announcement survive SIGTERM; a kill -9 keep
 });
 
 test('the first state after a restart is a transition only when it is not up', async () => {
-  const dir = tempDir();
+  const dir = tempDir('state');
   code = 200;
   const healthy = await startInProcess(env(dir));
   await waitFor(async () => (await remembered(healthy.url)).up >= 2, 15_000, 'two healthy runs');
@@ -187,7 +177,7 @@ test('the first state after a restart is a transition only when it is not up', a
 });
 
 test('the state is saved while the service runs, not only at shutdown', async () => {
-  const dir = tempDir();
+  const dir = tempDir('state');
   code = 503;
   const service = await startInProcess(env(dir));
   try {
@@ -209,7 +199,7 @@ test('the state is saved while the service runs, not only at shutdown', async ()
 });
 
 test('a STATE_DIR removed while running: the shutdown save fails, is logged, and shutdown completes', async () => {
-  const dir = tempDir();
+  const dir = tempDir('state');
   code = 200;
   const service = await startInProcess(env(dir));
   rmSync(dir, { recursive: true });
@@ -221,14 +211,14 @@ test('a STATE_DIR removed while running: the shutdown save fails, is logged, and
 
 /** A STATE_DIR whose history.json holds `bytes`, beside a valid pushes.json. */
 function stateWith(bytes: Buffer | string): string {
-  const dir = tempDir();
+  const dir = tempDir('state');
   writeFileSync(join(dir, 'history.json'), bytes);
   writeFileSync(join(dir, 'pushes.json'), '{}');
   return dir;
 }
 
 async function savedHistory(): Promise<Buffer> {
-  const dir = tempDir();
+  const dir = tempDir('state');
   code = 503;
   const service = await startInProcess(env(dir));
   await waitFor(async () => (await remembered(service.url)).transitions.length >= 2, 15_000, 'two transitions');
@@ -296,7 +286,7 @@ test('a corrupt pushes.json or announcement.json is set aside on its own; the hi
 });
 
 test('a STATE_DIR that cannot be created stops start-up with exit 2 and a line naming STATE_DIR', async () => {
-  const dir = tempDir();
+  const dir = tempDir('state');
   writeFileSync(join(dir, 'a-file'), 'x');
   const result = await runToExit({ STATE_DIR: join(dir, 'a-file', 'state') });
   assert.equal(result.code, 2);
@@ -315,7 +305,7 @@ const READ_ONLY_SKIP =
     : undefined;
 
 test('a STATE_DIR that exists but cannot be written stops start-up with exit 2', { skip: READ_ONLY_SKIP }, async () => {
-  const dir = ROOT_USER ? '/sys' : tempDir();
+  const dir = ROOT_USER ? '/sys' : tempDir('state');
   if (!ROOT_USER) chmodSync(dir, 0o500);
   try {
     const result = await runToExit({ STATE_DIR: dir });
