@@ -9,7 +9,13 @@
 // CPU per event is the cost of the write itself; status-stream can approach it, not beat it.
 // Only for the benchmark: 127.0.0.1 by default, no auth, no config validation.
 //
-// Env: PORT (0), HOST (127.0.0.1), STATUS_INTERVAL_MS (1000), RETRY_MS (3000).
+// In the full scenario it sends what status-stream sends there, by the same least means:
+// its snapshot padded to the size of the service's (FLOOR_SNAPSHOT_CHARS), an app event
+// every FLOOR_APP_EVERY_MS to the streams whose `?events=` filter lets it through, and a
+// `change` event every FLOOR_CHANGE_EVERY_MS to every stream. Each is encoded once.
+//
+// Env: PORT (0), HOST (127.0.0.1), STATUS_INTERVAL_MS (1000), RETRY_MS (3000),
+//      FLOOR_SNAPSHOT_CHARS (0: as is), FLOOR_APP_EVERY_MS (0: none), FLOOR_CHANGE_EVERY_MS (0: none).
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
@@ -21,13 +27,21 @@ const PORT = Number(process.env.PORT ?? 0);
 const HOST = process.env.HOST ?? '127.0.0.1';
 const INTERVAL_MS = Number(process.env.STATUS_INTERVAL_MS ?? 1000);
 const RETRY_MS = Number(process.env.RETRY_MS ?? 3000);
+const SNAPSHOT_CHARS = Number(process.env.FLOOR_SNAPSHOT_CHARS ?? 0);
+const APP_EVERY_MS = Number(process.env.FLOOR_APP_EVERY_MS ?? 0);
+const CHANGE_EVERY_MS = Number(process.env.FLOOR_CHANGE_EVERY_MS ?? 0);
+/** The full scenario's app event (bench/full-helper.ts). */
+const APP_EVENT = 'deploy';
 const BOOT_ID = randomBytes(8).toString('hex');
 const VERSION = '0.0.0-floor';
 /** A request head longer than this is refused, as Node's own parser would. */
 const MAX_HEAD_BYTES = 16 * 1024;
 
 const streams = new Set<net.Socket>();
+/** The streams that take the app event: no filter, or one that names it. */
+const appStreams = new Set<net.Socket>();
 let rounds = 0;
+let seq = 0;
 let eventsSent = 0;
 let latestChunk: Buffer | null = null;
 
@@ -50,9 +64,10 @@ function reply(socket: net.Socket, status: string, contentType: string, body: st
   );
 }
 
-// The snapshot status.ts builds with no CHECKS configured (SPEC §5), once per round.
+// The snapshot status.ts builds with no checks configured, once per round; padded to
+// FLOOR_SNAPSHOT_CHARS when that is set.
 function snapshot(): string {
-  return JSON.stringify({
+  const json = JSON.stringify({
     status: 'up',
     time: new Date().toISOString(),
     checks: [],
@@ -70,14 +85,35 @@ function snapshot(): string {
       rssBytes: process.memoryUsage.rss(),
     },
   });
+  const pad = SNAPSHOT_CHARS - json.length - ',"pad":""'.length;
+  return pad > 0 ? `${json.slice(0, -1)},"pad":"${'x'.repeat(pad)}"}` : json;
+}
+
+/** Whether a request target's `?events=` filter lets the app event through (none: everything). */
+export function takesAppEvent(target: string): boolean {
+  const query = target.indexOf('?');
+  if (query === -1) return true;
+  const events = new URLSearchParams(target.slice(query + 1)).get('events');
+  return events === null || events === '' || events.split(',').includes(APP_EVENT);
+}
+
+/** One frame, encoded once, written to every socket of `to`. */
+function broadcast(to: ReadonlySet<net.Socket>, frame: Buffer): void {
+  for (const socket of to) socket.write(frame);
+  eventsSent += to.size;
 }
 
 function onRequest(socket: net.Socket, head: string): void {
-  const path = (head.slice(0, head.indexOf('\r\n')).split(' ')[1] ?? '/').split('?')[0];
+  const target = head.slice(0, head.indexOf('\r\n')).split(' ')[1] ?? '/';
+  const path = target.split('?')[0];
   if (path === '/events') {
     socket.write(latestChunk === null ? EVENTS_HEAD : Buffer.concat([EVENTS_HEAD, latestChunk]));
     streams.add(socket);
-    socket.once('close', () => streams.delete(socket));
+    if (takesAppEvent(target)) appStreams.add(socket);
+    socket.once('close', () => {
+      streams.delete(socket);
+      appStreams.delete(socket);
+    });
   } else if (path === '/healthz') {
     reply(socket, '200 OK', 'application/json', '{"ok":true}');
   } else if (path === '/metrics') {
@@ -97,11 +133,28 @@ function onRequest(socket: net.Socket, head: string): void {
 function main(): void {
   setInterval(() => {
     rounds++;
-    const frame = chunk(`id: ${BOOT_ID}-${rounds}\ndata: ${snapshot()}\n\n`);
+    const frame = chunk(`id: ${BOOT_ID}-${++seq}\ndata: ${snapshot()}\n\n`);
     latestChunk = frame;
-    for (const socket of streams) socket.write(frame);
-    eventsSent += streams.size;
+    broadcast(streams, frame);
   }, INTERVAL_MS);
+  let n = 0;
+  if (APP_EVERY_MS > 0) {
+    setInterval(() => {
+      n++;
+      const data = JSON.stringify({ time: new Date().toISOString(), n, version: `1.4.${n}`, by: 'ci' });
+      broadcast(appStreams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: ${APP_EVENT}\ndata: ${data}\n\n`));
+    }, APP_EVERY_MS);
+  }
+  let down = false;
+  if (CHANGE_EVERY_MS > 0) {
+    setInterval(() => {
+      down = !down;
+      const [from, to] = down ? ['up', 'down'] : ['down', 'up'];
+      const reason = down ? 'HTTP 503, expected 200-399' : null;
+      const data = JSON.stringify({ time: new Date().toISOString(), check: 'svc-49', from, to, reason });
+      broadcast(streams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: change\ndata: ${data}\n\n`));
+    }, CHANGE_EVERY_MS);
+  }
 
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);

@@ -2,9 +2,17 @@
 // its CPU and memory are never counted as the server's. It opens N event streams to one
 // server on 127.0.0.1 with raw `net` sockets (no http client in between: the timings are
 // the wire's), parses every response with bench/sse-parser.ts, and measures what a client
-// sees: time to the first event, delivery latency (arrival minus the snapshot's `time`),
+// sees: time to the first event, delivery latency (arrival minus the event's `time`: for
+// snapshots and change events the moment the server made them, for app events the moment
+// the app stamped them before its POST; the two are kept apart),
 // delivered against expected events. It never connects anywhere but 127.0.0.1, opens at
 // most --clients sockets, and stops by itself at a hard deadline.
+//
+// With --filtered-share S, that share of the streams (spread evenly) asks for
+// `/events?events=<--filter>` instead of `/events`. Every event a stream gets counts: the
+// snapshots (unnamed), `change` events and app events (any other name); a filtered stream
+// is expected to get only the types its filter names, and an app event it gets anyway is
+// counted as a filter leak.
 //
 // It talks to run.ts with one JSON object per line on stdout:
 //   {"type":"ready",...}         every client has its first event (or the connect deadline passed)
@@ -45,6 +53,11 @@ interface Settings {
   graceMs: number;
   hardDeadlineMs: number;
   request: Buffer;
+  /** The request of a filtered stream, and the share of the streams that send it. */
+  filteredRequest: Buffer;
+  filteredShare: number;
+  /** The event types a filtered stream asks for. */
+  filter: ReadonlySet<string>;
 }
 
 /** The command line, checked: a bad value is one line on stderr and exit code 2. */
@@ -61,6 +74,8 @@ function parseSettings(argv: string[]): Settings {
       'connect-timeout': { type: 'string', default: '30000' },
       settle: { type: 'string', default: '2000' },
       'browser-headers': { type: 'boolean', default: false },
+      'filtered-share': { type: 'string', default: '0' },
+      filter: { type: 'string', default: 'message,change' },
     },
     strict: true,
   });
@@ -73,7 +88,19 @@ function parseSettings(argv: string[]): Settings {
     process.stderr.write(`loadgen: --rounds must be shared or per-client, got ${JSON.stringify(flags.rounds)}\n`);
     process.exit(2);
   }
-  const graceMs = intervalMs + 5000;
+  const graceMs = 2 * intervalMs + 5000;
+  const filteredShare = Number(flags['filtered-share']);
+  if (!(filteredShare >= 0 && filteredShare <= 1)) {
+    process.stderr.write(`loadgen: --filtered-share must be 0-1, got ${JSON.stringify(flags['filtered-share'])}\n`);
+    process.exit(2);
+  }
+  const filter = flags.filter.split(',').filter((name) => name !== '');
+  if (filter.length === 0 || filter.some((name) => !/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(name))) {
+    process.stderr.write(
+      `loadgen: --filter must be event names separated by commas, got ${JSON.stringify(flags.filter)}\n`,
+    );
+    process.exit(2);
+  }
   return {
     port,
     clients: intFlag('loadgen', 'clients', flags.clients, 1, MAX_CLIENTS),
@@ -85,8 +112,16 @@ function parseSettings(argv: string[]): Settings {
     sharedRounds: flags.rounds === 'shared',
     graceMs,
     hardDeadlineMs: connectTimeoutMs + settleMs + 2 * intervalMs + windowMs + graceMs + 15_000,
-    request: eventSourceRequest(port, flags['browser-headers']),
+    request: eventSourceRequest(port, '/events', flags['browser-headers']),
+    filteredRequest: eventSourceRequest(port, `/events?events=${filter.join(',')}`, flags['browser-headers']),
+    filteredShare,
+    filter: new Set(filter),
   };
+}
+
+/** Whether stream `index` is filtered: `share` of the streams, spread evenly over the indexes. */
+export function isFiltered(index: number, share: number): boolean {
+  return Math.floor((index + 1) * share) > Math.floor(index * share);
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
@@ -101,7 +136,7 @@ function emit(message: Record<string, unknown>): void {
  * the headers Chrome sends with it too (the server keeps a request's headers for as long
  * as its stream is open, so they count in memory per stream).
  */
-function eventSourceRequest(port: number, browserHeaders: boolean): Buffer {
+function eventSourceRequest(port: number, path: string, browserHeaders: boolean): Buffer {
   const browser =
     'Connection: keep-alive\r\n' +
     'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) ' +
@@ -111,7 +146,7 @@ function eventSourceRequest(port: number, browserHeaders: boolean): Buffer {
     'Sec-Fetch-Dest: empty\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Site: same-origin\r\n' +
     'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"\r\nsec-ch-ua-mobile: ?0\r\nsec-ch-ua-platform: "Linux"\r\n';
   return Buffer.from(
-    `GET /events HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n` +
+    `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n` +
       `${browserHeaders ? browser : ''}\r\n`,
   );
 }
@@ -122,6 +157,8 @@ let hardDeadline: NodeJS.Timeout | null = null;
 
 interface Client {
   socket: net.Socket | null;
+  /** Asked for the filtered event types only (--filtered-share). */
+  filtered: boolean;
   startedAt: number;
   connectedAt: number;
   headAt: number;
@@ -131,7 +168,7 @@ interface Client {
   windowEvents: number;
   windowMinSeq: number;
   windowMaxSeq: number;
-  /** The snapshot time of the newest event seen. */
+  /** The time of the newest snapshot seen. */
   lastSnapshotTime: number;
   lastEventId: string;
   events: number;
@@ -154,6 +191,11 @@ let doneEvents = 0;
 let bytesReceived = 0;
 let heartbeatsBefore = 0;
 let closedDuringWindow = 0;
+let resets = 0;
+/** Events a filtered stream got although its filter does not name their type. */
+let filterLeaks = 0;
+/** Named events (change, app events) seen so far: the drain then waits one round longer. */
+let namedEvents = 0;
 
 let phase: 'connect' | 'settle' | 'window' | 'drain' | 'leaving' = 'connect';
 let windowStart = Number.POSITIVE_INFINITY;
@@ -167,8 +209,15 @@ let latencyCapacity = 0;
 let latencies = new Float64Array(0);
 let latencyCount = 0;
 let latencyOverflow = 0;
-/** Shared rounds: sequence number -> how many streams got it in the window. */
+// App events' latencies, apart: their time is the app's, before its POST reached the server.
+let appLatencies = new Float64Array(0);
+let appLatencyCount = 0;
+/** Shared rounds: sequence number -> how many streams got it in the window, and its event type. */
 const roundDeliveries = new Map<number, number>();
+const roundTypes = new Map<number, string>();
+/** Events in the window by type (message = snapshots), and the snapshots' characters. */
+const deliveredByType: Record<string, number> = {};
+let snapshotChars = 0;
 const parsers: SseParser[] = [];
 
 function countError(key: string): void {
@@ -188,16 +237,21 @@ function onEvent(client: Client, event: SseEvent): void {
     doneEvents++;
     return;
   }
-  if (event.type !== 'message') return;
+  if (event.type === 'reset') {
+    resets++;
+    return;
+  }
+  const snapshot = event.type === 'message';
   const full = client.events === 0 || eventsTotal % FULL_PARSE_EVERY === 0;
   client.events++;
+  // Snapshots, transitions (change) and the bench's app events all carry `time` first.
   let time = snapshotTime(event.data);
   if (full) {
     fullParses++;
     try {
-      const snapshot = JSON.parse(event.data) as { time?: unknown; status?: unknown };
-      const parsed = typeof snapshot.time === 'string' ? Date.parse(snapshot.time) : Number.NaN;
-      if (parsed !== time || typeof snapshot.status !== 'string') time = Number.NaN;
+      const parsed = JSON.parse(event.data) as { time?: unknown; status?: unknown };
+      const at = typeof parsed.time === 'string' ? Date.parse(parsed.time) : Number.NaN;
+      if (at !== time || (snapshot && typeof parsed.status !== 'string')) time = Number.NaN;
     } catch {
       time = Number.NaN;
     }
@@ -206,26 +260,38 @@ function onEvent(client: Client, event: SseEvent): void {
     badEvents++;
     return;
   }
-  if (client.firstEventAt === 0) {
+  if (client.filtered && !o.filter.has(event.type)) filterLeaks++;
+  if (!snapshot) namedEvents++;
+  if (snapshot && client.firstEventAt === 0) {
     client.firstEventAt = arrival;
     firstEvents++;
     finishedConnecting++;
     if (phase === 'connect' && finishedConnecting === o.clients) connectPhaseDone();
   }
   client.lastEventId = event.lastEventId;
-  client.lastSnapshotTime = time;
-  if (time > newestSnapshotTime) newestSnapshotTime = time;
+  if (snapshot) {
+    client.lastSnapshotTime = time;
+    if (time > newestSnapshotTime) newestSnapshotTime = time;
+  }
   if (time >= windowStart && time < windowEnd) {
     const dash = event.lastEventId.lastIndexOf('-');
     const seq = Number(event.lastEventId.slice(dash + 1));
     client.windowEvents++;
     if (seq < client.windowMinSeq) client.windowMinSeq = seq;
     if (seq > client.windowMaxSeq) client.windowMaxSeq = seq;
-    if (o.sharedRounds) roundDeliveries.set(seq, (roundDeliveries.get(seq) ?? 0) + 1);
-    if (latencyCount < latencyCapacity) latencies[latencyCount++] = arrival - time;
+    deliveredByType[event.type] = (deliveredByType[event.type] ?? 0) + 1;
+    if (snapshot) snapshotChars += event.data.length;
+    if (o.sharedRounds) {
+      roundDeliveries.set(seq, (roundDeliveries.get(seq) ?? 0) + 1);
+      if (!roundTypes.has(seq)) roundTypes.set(seq, event.type);
+    }
+    if (snapshot || event.type === 'change') {
+      if (latencyCount < latencyCapacity) latencies[latencyCount++] = arrival - time;
+      else latencyOverflow++;
+    } else if (appLatencyCount < latencyCapacity) appLatencies[appLatencyCount++] = arrival - time;
     else latencyOverflow++;
   }
-  if (phase === 'drain' && time >= windowEnd) maybeDrained();
+  if (phase === 'drain' && snapshot && time >= drainUntil) maybeDrained();
 }
 
 /** Closes a client for good and counts why, once. */
@@ -254,6 +320,7 @@ function freeSlot(client: Client): void {
 function open(): void {
   const client: Client = {
     socket: null,
+    filtered: isFiltered(clients.length, o.filteredShare),
     startedAt: now(),
     connectedAt: 0,
     headAt: 0,
@@ -311,7 +378,7 @@ function open(): void {
   socket.setNoDelay(true);
   socket.on('connect', () => {
     client.connectedAt = now();
-    socket.write(o.request);
+    socket.write(client.filtered ? o.filteredRequest : o.request);
   });
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (phase === 'leaving') return;
@@ -397,6 +464,12 @@ function connectPhaseDone(): void {
 
 let connectSummary: Record<string, unknown> = {};
 let aliveAtWindowStart = 0;
+let aliveFilteredAtWindowStart = 0;
+
+/** Streams open at the window's start that take events of `type`. */
+function recipients(type: string): number {
+  return o.filter.has(type) ? aliveAtWindowStart : aliveAtWindowStart - aliveFilteredAtWindowStart;
+}
 
 function openWindow(): void {
   // With shared rounds, the window opens half an interval after a round, so that no
@@ -412,7 +485,9 @@ function openWindow(): void {
       phase = 'window';
       windowStart = start;
       windowEnd = start + o.windowMs;
-      aliveAtWindowStart = clients.filter((c) => !c.closed && c.firstEventAt > 0).length;
+      const alive = clients.filter((c) => !c.closed && c.firstEventAt > 0);
+      aliveAtWindowStart = alive.length;
+      aliveFilteredAtWindowStart = alive.filter((c) => c.filtered).length;
       cpuAtWindowStart = process.cpuUsage();
       eventsAtWindowStart = eventsTotal;
       emit({ type: 'window-start', t: now(), windowStart, alive: aliveAtWindowStart });
@@ -427,20 +502,25 @@ let eventsAtWindowStart = 0;
 let windowCpuUsPerEvent = Number.NaN;
 
 let drainTimer: NodeJS.Timeout | null = null;
+/** The drain ends when every stream has a snapshot at least this recent. */
+let drainUntil = Number.POSITIVE_INFINITY;
 function closeWindow(): void {
   phase = 'drain';
+  // A named event stamped just before the window's end may reach the server after the
+  // next snapshot (an app event's POST waits behind a broadcast): wait one round more.
+  drainUntil = windowEnd + (namedEvents > 0 ? o.intervalMs : 0);
   const cpu = process.cpuUsage(cpuAtWindowStart);
   windowCpuUsPerEvent = (cpu.user + cpu.system) / Math.max(1, eventsTotal - eventsAtWindowStart);
   emit({ type: 'window-end', t: now(), windowEnd });
   // Every in-window event reached a stream before that stream's first later event (TCP
-  // keeps order), so wait for each stream's next event, or the grace period.
+  // keeps order), so wait for each stream's next snapshot, or the grace period.
   drainTimer = setTimeout(finish, o.graceMs);
   maybeDrained();
 }
 
 function maybeDrained(): void {
   for (const c of clients) {
-    if (!c.closed && c.firstEventAt > 0 && c.lastSnapshotTime < windowEnd) return;
+    if (!c.closed && c.firstEventAt > 0 && c.lastSnapshotTime < drainUntil) return;
   }
   finish();
 }
@@ -463,12 +543,23 @@ function finish(): void {
     if (c.windowEvents === 0) starved++;
     else gaps += c.windowMaxSeq - c.windowMinSeq + 1 - c.windowEvents;
   }
-  const rounds = roundDeliveries.size;
-  // Expected: one event per interval per stream that was open when the window opened.
-  const expected = aliveAtWindowStart * perClientExpected;
+  // Expected: one snapshot per interval per stream that was open when the window opened,
+  // and every named event the server sent in the window to every such stream it is for.
   // Lost: events the server produced in the window that some open stream never got.
-  const lost = o.sharedRounds ? Math.max(0, aliveAtWindowStart * rounds - delivered) : gaps;
+  let rounds = 0;
+  let expected = aliveAtWindowStart * perClientExpected;
+  let lost = 0;
+  const eventsByType: Record<string, number> = {};
+  for (const [seq, count] of roundDeliveries) {
+    const type = roundTypes.get(seq) ?? 'message';
+    eventsByType[type] = (eventsByType[type] ?? 0) + 1;
+    if (type === 'message') rounds++;
+    else expected += recipients(type);
+    lost += Math.max(0, recipients(type) - count);
+  }
+  if (!o.sharedRounds) lost = gaps;
   const sorted = latencies.slice(0, latencyCount).sort();
+  const appSorted = appLatencies.slice(0, appLatencyCount).sort();
   let sum = 0;
   for (let i = 0; i < sorted.length; i++) sum += sorted[i] as number;
   let heartbeats = -heartbeatsBefore;
@@ -485,6 +576,12 @@ function finish(): void {
     expected,
     lost,
     roundsSeen: o.sharedRounds ? rounds : null,
+    filtered: { clients: clients.filter((c) => c.filtered).length, aliveAtWindowStart: aliveFilteredAtWindowStart },
+    filterLeaks,
+    resets,
+    deliveredByType: { ...deliveredByType },
+    eventsByType,
+    snapshotChars: Math.round(snapshotChars / Math.max(1, deliveredByType.message ?? 0)),
     starvedClients: starved,
     latencyMs: {
       count: sorted.length,
@@ -495,6 +592,7 @@ function finish(): void {
       max: round3(percentile(sorted, 100)),
       mean: round3(sorted.length ? sum / sorted.length : Number.NaN),
     },
+    appLatencyMs: { count: appSorted.length, ...spread(appSorted) },
     eventsTotal,
     badEvents,
     fullParses,
@@ -519,8 +617,11 @@ function finish(): void {
 /** Opens the streams and runs the phases; only when this file is the program. */
 function main(): void {
   o = parseSettings(process.argv.slice(2));
-  latencyCapacity = o.clients * (Math.ceil(o.windowMs / o.intervalMs) + 2);
+  // Room for a named event or two beside each snapshot (change, app events).
+  // Room for a change event or two beside each snapshot, and as many app events.
+  latencyCapacity = 2 * o.clients * (Math.ceil(o.windowMs / o.intervalMs) + 2);
   latencies = new Float64Array(latencyCapacity);
+  appLatencies = new Float64Array(latencyCapacity);
   hardDeadline = setTimeout(() => {
     process.stderr.write(`loadgen: hard deadline of ${o.hardDeadlineMs} ms passed; exiting\n`);
     emit({ type: 'error', error: 'hard deadline passed' });

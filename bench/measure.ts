@@ -235,7 +235,30 @@ export interface LoadgenResult {
   roundsSeen: number | null;
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number; count: number };
   loadgen: { cpuMs: number; rssBytes: number };
+  /** Streams that asked for `?events=` (--filtered-share): all, and open at the window's start. */
+  filtered?: { clients: number; aliveAtWindowStart: number };
+  /** Events a filtered stream got that its filter does not name. */
+  filterLeaks?: number;
+  /** Events delivered in the window by type (message = snapshots), and distinct events by type. */
+  deliveredByType?: Record<string, number>;
+  eventsByType?: Record<string, number>;
+  /** Mean characters of a snapshot's data in the window. */
+  snapshotChars?: number;
+  /** App events, apart from `latencyMs` (snapshots and change events): from the app's stamp. */
+  appLatencyMs?: { count: number; p50: number; p99: number; max: number };
   [key: string]: unknown;
+}
+
+/** What the full scenario's helper (bench/full-helper.ts) saw: the app's events, the alerts. */
+export interface WorldReport {
+  /** App events the service accepted (202), in all and with their time in the steady window. */
+  published: number;
+  publishedInWindow: number;
+  publishFailed: number;
+  /** Alerts each receiver got, in all and in the steady window. */
+  alerts: number[];
+  alertsInWindow: number[];
+  targetRequests: number;
 }
 
 export interface ServerResult {
@@ -276,6 +299,24 @@ export interface ServerResult {
   fdsBefore: number;
   fdsAfter: number;
   cpuProfile: string | null;
+  /** Streams with an `?events=` filter open when the window began (0 without --filtered-share). */
+  filteredStreams: number;
+  /** Events delivered in the window: snapshots, app events, change events. */
+  snapshotsDelivered: number;
+  appEventsDelivered: number;
+  changesDelivered: number;
+  /** Distinct app events and change events in the window. */
+  appEventsInWindow: number;
+  changesInWindow: number;
+  filterLeaks: number;
+  /** Mean size of a snapshot's data in the window, bytes (ASCII). */
+  snapshotBytes: number;
+  /** App events: from the app's stamp before its POST to arrival (NaN: none). */
+  appLatencyP50Ms: number;
+  appLatencyP99Ms: number;
+  /** Alerts the receivers got in the window, summed; null without the full scenario's helper. */
+  alertsInWindow: number | null;
+  world: WorldReport | null;
   loadgen: LoadgenResult;
 }
 
@@ -305,8 +346,18 @@ export function figures(
   server: { name: string; rounds: 'shared' | 'per-client'; clients: number; cpuProfile: string | null },
   m: Readings,
   res: LoadgenResult,
+  world: WorldReport | null = null,
 ): ServerResult {
   const alive = res.aliveAtWindowStart;
+  const filtered = res.filtered?.aliveAtWindowStart ?? 0;
+  const byType = res.deliveredByType ?? {};
+  const events = res.eventsByType ?? {};
+  const countOf = (counts: Record<string, number>, type: string): number => counts[type] ?? 0;
+  const appOf = (counts: Record<string, number>): number =>
+    Object.entries(counts).reduce((sum, [type, n]) => (type === 'message' || type === 'change' ? sum : sum + n), 0);
+  // The load generator expects the app events some stream got; the app knows what it published.
+  const appMissing = world === null ? 0 : Math.max(0, world.publishedInWindow - appOf(events));
+  const expected = res.expected + appMissing * (alive - filtered);
   const { start: w0, end: w1 } = m.window;
   const windowUs = (w1.t - w0.t) * 1000;
   const perStreamKiB = (rss: number, streams: number): number => r2((rss - m.rssBefore) / Math.max(1, streams) / 1024);
@@ -332,8 +383,8 @@ export function figures(
     latencyP99Ms: res.latencyMs.p99,
     latencyMaxMs: res.latencyMs.max,
     delivered: res.delivered,
-    expected: res.expected,
-    lost: res.lost,
+    expected,
+    lost: res.lost + appMissing * (alive - filtered),
     checkRoundsInWindow: checkRoundsInWindow(server.rounds, m, res),
     listenOverflows: m.overflowsReady - m.overflowsBefore,
     releaseMs: m.releasedAt > 0 ? Math.round(m.releasedAt - m.leavingAt) : Number.NaN,
@@ -344,6 +395,18 @@ export function figures(
     fdsBefore: m.fdsBefore,
     fdsAfter: m.fdsAfter,
     cpuProfile: server.cpuProfile,
+    filteredStreams: filtered,
+    snapshotsDelivered: countOf(byType, 'message'),
+    appEventsDelivered: appOf(byType),
+    changesDelivered: countOf(byType, 'change'),
+    appEventsInWindow: Math.max(appOf(events), world?.publishedInWindow ?? 0),
+    changesInWindow: countOf(events, 'change'),
+    filterLeaks: res.filterLeaks ?? 0,
+    snapshotBytes: res.snapshotChars ?? Number.NaN,
+    appLatencyP50Ms: res.appLatencyMs?.p50 ?? Number.NaN,
+    appLatencyP99Ms: res.appLatencyMs?.p99 ?? Number.NaN,
+    alertsInWindow: world === null ? null : world.alertsInWindow.reduce((a, b) => a + b, 0),
+    world,
     loadgen: res,
   };
 }

@@ -35,9 +35,26 @@ export function signal(child: ChildProcess, name: NodeJS.Signals): void {
   }
 }
 
-/** SIGKILL to every child still running. */
+/** What killAll() must also undo that is not a child: a container, a private Docker engine. */
+const cleanups = new Set<() => void>();
+
+/** Runs `undo` (synchronous) in killAll(), unless the returned function is called first. */
+export function onKillAll(undo: () => void): () => void {
+  cleanups.add(undo);
+  return () => cleanups.delete(undo);
+}
+
+/** SIGKILL to every child still running, then the registered clean-ups, newest first. */
 export function killAll(): void {
   for (const child of children) signal(child, 'SIGKILL');
+  for (const undo of [...cleanups].reverse()) {
+    cleanups.delete(undo);
+    try {
+      undo();
+    } catch {
+      // best effort: the process is on its way out
+    }
+  }
 }
 
 /**
@@ -131,6 +148,29 @@ export function childEnv(remove: readonly string[], set: Record<string, string>)
   return Object.assign(env, set);
 }
 
+/** A measured server, wherever it runs: its PID on this machine, whether it runs, how to stop it. */
+export interface Running {
+  readonly pid: number;
+  /** performance-clock epoch ms of the start, to place a CPU profile's samples. */
+  readonly spawnedAt: number;
+  alive(): boolean;
+  /** The error to throw when the server died: its exit and the last of its output. */
+  died(): Error;
+  /** Stops it (SIGTERM, then SIGKILL) and waits for it to be gone. */
+  stop(): Promise<void>;
+}
+
+/** A server child as Running. */
+export function running(server: StartedServer): Running {
+  return {
+    pid: server.pid,
+    spawnedAt: server.spawnedAt,
+    alive: () => isRunning(server.child),
+    died: () => server.died(),
+    stop: () => stop(server.child),
+  };
+}
+
 /** A server child started by startServer(). */
 export interface StartedServer {
   readonly child: ChildProcess;
@@ -179,16 +219,30 @@ export async function startServer(launch: ServerLaunch): Promise<StartedServer> 
 }
 
 async function waitForHealth(server: StartedServer, launch: ServerLaunch, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + launch.startTimeoutMs;
+  const alive = (): boolean => isRunning(server.child);
+  await waitForHealthz({ name: launch.name, port: launch.port, timeoutMs: launch.startTimeoutMs }, alive, () => {
+    throw server.died();
+  }).catch((err: unknown) => {
+    throw err instanceof Error && err.message.includes('/healthz') ? new Error(`${err.message}\n${stderr()}`) : err;
+  });
+}
+
+/** Waits until GET /healthz on `port` answers 200; calls `dead` (which throws) once `alive` says no. */
+export async function waitForHealthz(
+  target: { name: string; port: number; timeoutMs: number },
+  alive: () => boolean,
+  dead: () => never,
+): Promise<void> {
+  const deadline = Date.now() + target.timeoutMs;
   for (;;) {
-    if (!isRunning(server.child)) throw server.died();
+    if (!alive()) dead();
     try {
-      if ((await get(launch.port, '/healthz', 1000)).status === 200) return;
+      if ((await get(target.port, '/healthz', 1000)).status === 200) return;
     } catch {
       // not listening yet
     }
     if (Date.now() > deadline) {
-      throw new Error(`bench: ${launch.name} did not answer /healthz within ${launch.startTimeoutMs} ms\n${stderr()}`);
+      throw new Error(`bench: ${target.name} did not answer /healthz within ${target.timeoutMs} ms`);
     }
     await sleep(HEALTH_POLL_MS);
   }

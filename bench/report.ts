@@ -1,6 +1,6 @@
-// bench/report.ts: the bench's report: the table (one column per server, ratios of
-// status-stream's figures to each baseline's, targets), the per-run lines of a --repeat
-// run, and the JSON's shape. Pure functions of the results; it measures and prints nothing.
+// bench/report.ts: the bench's report: the table (one column per server, ratio columns,
+// targets), the ratio targets, the per-run lines of a --repeat run, and the JSON's shape.
+// Pure functions of the results; it measures and prints nothing.
 // How to read the table: bench/README.md.
 
 import { NEAR_START_FACTOR, type ServerResult } from './measure.ts';
@@ -14,6 +14,10 @@ export interface Settings {
   repeat?: number;
   /** How status-stream was started, e.g. `node --max-semi-space-size=2 server.ts` (absent in older reports). */
   statusStreamCommand?: string;
+  /** bare: the service alone, as today; full: with every feature on (absent in older reports: bare). */
+  scenario?: 'bare' | 'full';
+  /** With --image: what ran status-stream. */
+  image?: { tag: string; base: string; nodeVersion: string; libc: string; nodeOptions: string };
 }
 
 /** What a report's JSON holds (and `--table FILE` reads back). */
@@ -36,8 +40,26 @@ export interface Row {
   ratio?: boolean;
 }
 
-/** The servers status-stream is compared with, each in a ratio column of its own. */
-export const BASELINES = ['naive', 'floor'] as const;
+/**
+ * The ratio columns, each one server's figure divided by another's measured in the same run,
+ * shown when both are in the results. `key` names the ratio in the JSON.
+ */
+export const COMPARISONS = [
+  { label: '/ naive', key: 'naive', ours: 'status-stream', other: 'naive' },
+  { label: '/ floor', key: 'floor', ours: 'status-stream', other: 'floor' },
+  { label: 'full / bare', key: 'bare', ours: 'full', other: 'status-stream' },
+  { label: 'full / floor', key: 'floor-full', ours: 'full', other: 'floor-full' },
+] as const;
+
+/** The targets on ratios, in the same run: the column's key, the row, the largest ratio allowed. */
+export const RATIO_TARGETS = [
+  { key: 'floor', row: 'server CPU per delivered event (us)', max: 1.15 },
+  { key: 'floor', row: 'latency p99 (ms)', max: 1.2 },
+  { key: 'bare', row: 'server CPU per delivered event (us)', max: 1.2 },
+  { key: 'bare', row: 'server memory per stream, peak (KiB)', max: 1.1 },
+  { key: 'floor-full', row: 'server CPU per delivered event (us)', max: 1.15 },
+  { key: 'floor-full', row: 'latency p99 (ms)', max: 1.2 },
+] as const;
 
 const fmt =
   (digits: number) =>
@@ -127,6 +149,40 @@ export function rowsFor(settings: Settings): Row[] {
       format: (x) => (Number.isFinite(x) ? x.toFixed(1) : `> ${settings.afterS}`),
       target: '',
     },
+    ...(settings.scenario === 'full' ? fullRows() : []),
+  ];
+}
+
+/** What the full scenario adds: the streams' filters, the events by type, the alerts. */
+function fullRows(): Row[] {
+  // Rows of results from before the full scenario existed read as n/a.
+  const of =
+    (value: (r: ServerResult) => number | null | undefined) =>
+    (r: ServerResult): number | null =>
+      value(r) ?? null;
+  const plain = (label: string, value: (r: ServerResult) => number | null | undefined, digits = 0): Row => ({
+    label,
+    value: of(value),
+    format: fmt(digits),
+    target: '',
+  });
+  return [
+    plain('streams filtered (?events=message,change)', (r) => r.filteredStreams),
+    plain('snapshot size (KiB)', (r) => (r.snapshotBytes === undefined ? null : r.snapshotBytes / 1024), 1),
+    plain('delivered in window: snapshots', (r) => r.snapshotsDelivered),
+    plain('delivered in window: app events', (r) => r.appEventsDelivered),
+    plain('delivered in window: change events', (r) => r.changesDelivered),
+    plain('app events published in window', (r) => r.appEventsInWindow),
+    plain('app event latency p50 (ms)', (r) => r.appLatencyP50Ms, 1),
+    plain('app event latency p99 (ms)', (r) => r.appLatencyP99Ms, 1),
+    plain('change events in window', (r) => r.changesInWindow),
+    { ...plain('alerts received in window', (r) => r.alertsInWindow), ratio: false },
+    {
+      ...plain('events past a stream filter', (r) => r.filterLeaks),
+      target: '0',
+      meets: (x) => x === 0,
+      ratio: false,
+    },
   ];
 }
 
@@ -143,40 +199,95 @@ function ratioText(row: Row, ours: ServerResult, other: ServerResult): string {
   return `${x >= 0.1 ? x.toFixed(2) : x >= 0.01 ? x.toFixed(3) : x.toPrecision(2)}x`;
 }
 
-/** status-stream's result and the baselines measured with it in this run. */
-export function comparisons(results: readonly ServerResult[]): {
-  ours: ServerResult | undefined;
-  others: ServerResult[];
-} {
-  const ours = results.find((r) => r.name === 'status-stream');
-  const others = ours ? BASELINES.flatMap((name) => results.filter((r) => r.name === name)) : [];
-  return { ours, others };
+/** A ratio column with both of its servers' results. */
+export interface Compared {
+  label: string;
+  key: string;
+  ours: ServerResult;
+  other: ServerResult;
 }
 
-/** ratios[baseline][row label] = status-stream's figure / the baseline's, to 4 decimals. */
+/**
+ * The service whose targets the table judges (the full scenario's when it ran, else
+ * status-stream's), and the ratio columns whose servers are both in the results.
+ */
+export function comparisons(results: readonly ServerResult[]): {
+  primary: ServerResult | undefined;
+  columns: Compared[];
+} {
+  const byName = (name: string): ServerResult | undefined => results.find((r) => r.name === name);
+  const primary = byName('full') ?? byName('status-stream');
+  const columns: Compared[] = [];
+  for (const c of COMPARISONS) {
+    const ours = byName(c.ours);
+    const other = byName(c.other);
+    if (ours && other) columns.push({ label: c.label, key: c.key, ours, other });
+  }
+  return { primary, columns };
+}
+
+/** ratios[column key][row label] = the column's ratio, to 4 decimals. */
 export function ratiosFor(
   results: readonly ServerResult[],
   rows: readonly Row[],
 ): Record<string, Record<string, number | null>> {
   const ratios: Record<string, Record<string, number | null>> = {};
-  const { ours, others } = comparisons(results);
-  if (!ours) return ratios;
-  for (const other of others) {
+  for (const column of comparisons(results).columns) {
     const byRow: Record<string, number | null> = {};
     for (const row of rows) {
-      const x = ratio(row, ours, other);
+      const x = ratio(row, column.ours, column.other);
       byRow[row.label] = x === null ? null : Math.round(x * 10000) / 10000;
     }
-    ratios[other.name] = byRow;
+    ratios[column.key] = byRow;
   }
   return ratios;
 }
 
+/** One ratio target of RATIO_TARGETS, judged on this run's results. */
+export interface RatioVerdict {
+  ratio: string;
+  row: string;
+  value: number | null;
+  max: number;
+  met: boolean;
+}
+
+/** The ratio targets whose column this run has. */
+export function ratioVerdicts(results: readonly ServerResult[], rows: readonly Row[]): RatioVerdict[] {
+  const columns = comparisons(results).columns;
+  const verdicts: RatioVerdict[] = [];
+  for (const target of RATIO_TARGETS) {
+    const column = columns.find((c) => c.key === target.key);
+    const row = rows.find((r) => r.label === target.row);
+    if (column === undefined || row === undefined) continue;
+    const value = ratio(row, column.ours, column.other);
+    verdicts.push({
+      ratio: column.label,
+      row: row.label,
+      value,
+      max: target.max,
+      met: value !== null && value <= target.max,
+    });
+  }
+  return verdicts;
+}
+
+/** The ratio targets as a Markdown table; '' when the run has none. */
+export function ratioTable(verdicts: readonly RatioVerdict[]): string {
+  if (verdicts.length === 0) return '';
+  const lines = verdicts.map(
+    (v) =>
+      `| ${v.ratio} | ${v.row} | ${v.value === null ? 'n/a' : `${v.value.toFixed(2)}x`} | <= ${v.max}x | ` +
+      `${v.met ? 'yes' : 'NO'} |`,
+  );
+  return ['| ratio | of | value | target | met |', '|:--|:--|--:|--:|--:|', ...lines].join('\n');
+}
+
 /** The Markdown table: a row per figure, a column per server, then ratios, target and met. */
 export function table(results: readonly ServerResult[], rows: readonly Row[]): string {
-  const { ours, others } = comparisons(results);
-  const header = ['metric', ...results.map((r) => r.name), ...others.map((o) => `/ ${o.name}`), 'target'];
-  if (ours) header.push('met');
+  const { primary, columns } = comparisons(results);
+  const header = ['metric', ...results.map((r) => r.name), ...columns.map((c) => c.label), 'target'];
+  if (primary) header.push('met');
   const body: string[][] = [];
   for (const row of rows) {
     const cells = [row.label];
@@ -184,9 +295,9 @@ export function table(results: readonly ServerResult[], rows: readonly Row[]): s
       const v = row.value(r);
       cells.push(v === null ? 'n/a' : row.format(v, r));
     }
-    if (ours) for (const other of others) cells.push(ratioText(row, ours, other));
+    for (const c of columns) cells.push(ratioText(row, c.ours, c.other));
     cells.push(row.target);
-    if (ours) cells.push(metText(row, ours));
+    if (primary) cells.push(metText(row, primary));
     body.push(cells);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((c) => (c[i] ?? '').length)));
@@ -224,17 +335,31 @@ export function perRun(runs: readonly ServerResult[] | undefined): string {
   );
 }
 
-/** The whole printed report: a header line (settings, machine, Node), the table, the per-run lines. */
+/** The whole printed report: a header line (settings, machine, Node), the tables, the per-run lines. */
 export function render(report: Report): string {
   const { settings: s, machine: m } = report;
+  const rows = rowsFor(s);
+  const { columns } = comparisons(report.results);
+  const legend = columns.map((c) => `${c.label} = ${c.ours.name}'s figure divided by ${c.other.name}'s`).join('; ');
+  const ratios = ratioTable(ratioVerdicts(report.results, rows));
   return (
     `${s.clients} streams, one event per ${s.intervalMs} ms, ${s.seconds} s steady window; ` +
     `${String(m.cores)} x ${String(m.cpu)}, ${String(m.memGiB)} GiB, ${String(m.os)}, ` +
-    `servers on Node ${String(m.serverNode)}${m.serverNodePath === undefined ? '' : ` (${String(m.serverNodePath)})`}` +
+    `${s.image === undefined ? 'servers' : `status-stream in its image, built on ${s.image.base} (Node ${s.image.nodeVersion}, ${s.image.libc}); the other servers`}` +
+    ` on Node ${String(m.serverNode)}${m.serverNodePath === undefined ? '' : ` (${String(m.serverNodePath)})`}` +
     `${s.statusStreamCommand === undefined ? '' : `, status-stream as \`${s.statusStreamCommand}\``}` +
     '; load generator on the same machine' +
-    `${(s.repeat ?? 1) > 1 ? `; medians of ${s.repeat} runs each` : ''}\n\n` +
-    `${table(report.results, rowsFor(s))}\n\n` +
-    `/ naive, / floor = status-stream's figure divided by that server's\n${perRun(report.runs)}`
+    `${(s.repeat ?? 1) > 1 ? `; medians of ${s.repeat} runs each` : ''}` +
+    `${s.scenario === 'full' ? `\n${FULL_SCENARIO}` : ''}\n\n` +
+    `${table(report.results, rows)}\n\n` +
+    `${legend === '' ? '' : `${legend}\n`}` +
+    `${ratios === '' ? '' : `\n${ratios}\n\n`}` +
+    perRun(report.runs)
   );
 }
+
+/** One line on what the full scenario turns on (bench/full-helper.ts). */
+export const FULL_SCENARIO =
+  'full: 50 HTTP checks with conditions (status, body, JSON path, degradedMs; 3 critical; flap suppression), ' +
+  'history in STATE_DIR, two alert receivers, one app event a second via POST /publish, ' +
+  'half the streams with ?events=message,change; floor-full writes the same events by the least means';

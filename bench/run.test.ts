@@ -44,6 +44,22 @@ test('status-stream runs with the node flags of npm start, then --node-arg, and 
   assert.deepEqual(floor?.nodeArgs, []);
 });
 
+test('the full scenario measures status-stream bare, with every feature on, and the floor writing the same events', () => {
+  const o = parseOptions(['--scenario', 'full', '--clients', '50']);
+  const [bare, full, floor] = serverSpecs(o);
+  assert.deepEqual([bare?.name, full?.name, floor?.name], ['status-stream', 'full', 'floor-full']);
+  // The same service, the same node flags and settings; full adds its world and half the streams filtered.
+  assert.deepEqual(full?.nodeArgs, bare?.nodeArgs);
+  assert.deepEqual(full?.env, bare?.env);
+  assert.equal(bare?.world, undefined);
+  assert.equal(full?.world, true);
+  assert.equal(full?.filteredShare, 0.5);
+  assert.equal(floor?.filteredShare, 0.5);
+  assert.equal(floor?.env.FLOOR_APP_EVERY_MS, '1000');
+  assert.ok(Number(floor?.env.FLOOR_SNAPSHOT_CHARS) > 1000);
+  assert.equal(serverSpecs(o)[0]?.image, null);
+});
+
 test("npm start's node flags are read from package.json, without tsx's --import and the script", () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-start-'));
   try {
@@ -78,7 +94,13 @@ test('a bad flag value is one line on stderr and exit code 2, before anything st
     [['--node', '/nonexistent/node'], /--node \/nonexistent\/node cannot be run: .*ENOENT/],
     [['--node', '/bin/true'], /--node \/bin\/true is not a Node binary/],
     [['--server-env', 'NOVALUE'], /--server-env must be NAME=VALUE, got "NOVALUE"/],
-    [['--only', 'nginx'], /--only must be one of status-stream, naive, floor, got "nginx"/],
+    [['--only', 'nginx'], /--only must be one of status-stream, naive, floor with --scenario bare, got "nginx"/],
+    [
+      ['--scenario', 'full', '--only', 'naive'],
+      /--only must be one of status-stream, full, floor-full with --scenario full/,
+    ],
+    [['--scenario', 'all'], /--scenario must be bare or full, got "all"/],
+    [['--image', '--cpu-prof'], /--cpu-prof cannot profile a container/],
   ] as const) {
     const r = bench([...args]);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);

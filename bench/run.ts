@@ -12,16 +12,29 @@
 // its PID at the end, on error and on SIGINT. Prints a table and writes JSON. Only ever
 // talks to 127.0.0.1; a default run takes about three and a half minutes.
 //
-//   npm run bench -- [--clients 10000] [--interval 1000] [--seconds 20] [--only status-stream|naive|floor]
-//       [--out bench/results/latest.json] [--concurrency 2000] [--heartbeat MS] [--after 30]
+//   npm run bench -- [--scenario bare|full] [--image] [--clients 10000] [--interval 1000] [--seconds 20]
+//       [--only status-stream|naive|floor|full|floor-full]
+//       [--out bench/results/latest.json] [--concurrency 2000] [--settle 2000] [--heartbeat MS] [--after 30]
 //       [--cpu-prof] [--node PATH] [--browser-headers] [--repeat 1]
 //       [--node-arg=--max-semi-space-size=2] [--server-env NAME=VALUE] [--server-dir DIR] [--server-script FILE]
 //
+// --scenario bare (default): status-stream as `npm start` runs it with nothing configured,
+//     against naive and floor. --scenario full: status-stream twice, bare and with every
+//     feature on (`full`: 50 checks with conditions against local targets, history in a
+//     STATE_DIR, two alert receivers, one app event a second through POST /publish, half the
+//     streams filtered with ?events=message,change; bench/full-helper.ts), and `floor-full`,
+//     the floor writing the same events; the ratios full / bare and full / floor in one run.
+// --image: status-stream (and full) run as the image runs them: scripts/docker-env.sh's
+//     engine and Node 24 base, `docker build`, `docker run --network host`; the load generator
+//     stays outside and the container's main process is read from /proc by its host PID.
+//     The container, the image and a private engine are removed afterwards.
 // --clients, --interval, --seconds: streams, event interval (STATUS_INTERVAL_MS), length of
 //     the steady window over which CPU, latency and delivery are measured.
 // --concurrency: connections the load generator has in flight while opening (above Node's
 //     default listen backlog of 511 on purpose: that is what thousands of reconnecting
 //     browsers do).
+// --settle: how long the load generator waits, once every stream has its first event,
+//     before the steady window opens (ms).
 // --after: how long to watch RSS come back after the clients leave (default 30 s). V8 gives
 //     memory back from its memory reducer, whose timer runs every 8 s and which waits for
 //     a quiet mutator: here that was 13 s after the clients left in some runs, 21 s in
@@ -43,42 +56,36 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SETTINGS } from '../config.ts';
 import { intFlag } from './flags.ts';
+import { FLAP_HALF_PERIOD_MS } from './full-helper.ts';
+import { type Image, imageDownSync, imageUp } from './image.ts';
 import { machine, medianResult, openFilesLimit, type ServerResult } from './measure.ts';
 import { killAll, killChildrenOnExit } from './processes.ts';
-import { type Report, ratiosFor, render, rowsFor, type Settings } from './report.ts';
-import { benchServer, type RunOptions, type ServerSpec } from './server-run.ts';
+import { type Report, ratiosFor, ratioVerdicts, render, rowsFor, type Settings } from './report.ts';
+import { APP_EVERY_MS, benchServer, type RunOptions, type ServerSpec } from './server-run.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_DIR = resolve(BENCH_DIR, '..');
 
-// Configuration variables of status-stream: removed from the inherited environment so
-// that a developer's shell cannot change what the bench measures.
-const CONFIG_VARS = [
-  'PORT',
-  'HOST',
-  'STATUS_INTERVAL_MS',
-  'CHECKS',
-  'CHECK_TIMEOUT_MS',
-  'HEARTBEAT_MS',
-  'RETRY_MS',
-  'HISTORY_SIZE',
-  'MAX_CLIENTS',
-  'MAX_BUFFERED_BYTES',
-  'CORS_ORIGIN',
-  'AUTH_TOKEN',
-  'SHUTDOWN_GRACE_MS',
-  'LOG_LEVEL',
-  'NODE_OPTIONS',
-];
+// Configuration variables of status-stream (every one config.ts reads, and NODE_OPTIONS):
+// removed from the inherited environment so that a developer's shell cannot change what
+// the bench measures.
+const CONFIG_VARS = [...SETTINGS.map((setting) => setting.name), 'NODE_OPTIONS'];
+
+/** floor-full's snapshot size when no full run measured the service's in this run (50 checks). */
+const FULL_SNAPSHOT_CHARS = 16_000;
 
 const FLAGS = {
+  scenario: { type: 'string', default: 'bare' },
+  image: { type: 'boolean', default: false },
   clients: { type: 'string', default: '10000' },
   interval: { type: 'string', default: '1000' },
   seconds: { type: 'string', default: '20' },
   only: { type: 'string' },
   out: { type: 'string', default: join(BENCH_DIR, 'results', 'latest.json') },
   concurrency: { type: 'string', default: '2000' },
+  settle: { type: 'string', default: '2000' },
   heartbeat: { type: 'string' },
   'cpu-prof': { type: 'boolean', default: false },
   'node-arg': { type: 'string', multiple: true, default: [] as string[] },
@@ -95,6 +102,8 @@ const FLAGS = {
 
 /** The command line, checked: a bad value is one line on stderr and exit code 2. */
 export interface CliOptions extends RunOptions {
+  scenario: 'bare' | 'full';
+  image: boolean;
   repeat: number;
   heartbeatMs: number | undefined;
   only: string | undefined;
@@ -118,12 +127,18 @@ export function parseOptions(argv: string[]): CliOptions {
   const { values: flags } = parseArgs({ args: argv, options: FLAGS, strict: true });
   const serverNode = resolve(flags.node);
   const serverNodeVersion = nodeVersion(serverNode);
+  if (flags.scenario !== 'bare' && flags.scenario !== 'full') {
+    fail(`--scenario must be bare or full, got ${JSON.stringify(flags.scenario)}`);
+  }
   return {
+    scenario: flags.scenario,
+    image: flags.image,
     clients: intFlag('bench', 'clients', flags.clients, 1, 50_000),
     intervalMs: intFlag('bench', 'interval', flags.interval, 100, 60_000),
     seconds: intFlag('bench', 'seconds', flags.seconds, 1, 600),
     repeat: intFlag('bench', 'repeat', flags.repeat, 1, 20),
     concurrency: intFlag('bench', 'concurrency', flags.concurrency, 1, 50_000),
+    settleMs: intFlag('bench', 'settle', flags.settle, 0, 60_000),
     heartbeatMs:
       flags.heartbeat === undefined ? undefined : intFlag('bench', 'heartbeat', flags.heartbeat, 0, 3_600_000),
     afterMaxMs: intFlag('bench', 'after', flags.after, 0, 600) * 1000,
@@ -204,23 +219,51 @@ export function startNodeArgs(dir: string): string[] {
   return args;
 }
 
-/** status-stream as `npm start` runs it, the naive baseline and the floor. */
-export function serverSpecs(o: CliOptions): ServerSpec[] {
-  return [
-    {
-      name: 'status-stream',
-      cwd: o.serverDir,
-      script: o.serverScript,
-      rounds: 'shared',
-      env: {
-        STATUS_INTERVAL_MS: String(o.intervalMs),
-        LOG_LEVEL: 'warn',
-        MAX_CLIENTS: String(o.clients + 1000),
-        ...(o.heartbeatMs === undefined ? {} : { HEARTBEAT_MS: String(o.heartbeatMs) }),
-        ...o.serverEnv,
-      },
-      nodeArgs: [...startNodeArgs(o.serverDir), ...o.nodeArgs],
+/**
+ * The servers of the scenario: bare: status-stream as `npm start` runs it, the naive baseline
+ * and the floor; full: status-stream bare and with every feature on, and the floor writing
+ * the full scenario's events. With `image`, status-stream runs as that image instead.
+ */
+export function serverSpecs(o: CliOptions, image: Image | null = null): ServerSpec[] {
+  const ours: ServerSpec = {
+    name: 'status-stream',
+    cwd: o.serverDir,
+    script: o.serverScript,
+    rounds: 'shared',
+    env: {
+      STATUS_INTERVAL_MS: String(o.intervalMs),
+      LOG_LEVEL: 'warn',
+      MAX_CLIENTS: String(o.clients + 1000),
+      ...(o.heartbeatMs === undefined ? {} : { HEARTBEAT_MS: String(o.heartbeatMs) }),
+      ...o.serverEnv,
     },
+    nodeArgs: [...startNodeArgs(o.serverDir), ...o.nodeArgs],
+    image,
+  };
+  const floor = (name: string, env: Record<string, string>): ServerSpec => ({
+    name,
+    cwd: REPO_DIR,
+    script: join('bench', 'floor-server.ts'),
+    rounds: 'shared',
+    env: { STATUS_INTERVAL_MS: String(o.intervalMs), ...env },
+    nodeArgs: [],
+  });
+  if (o.scenario === 'full') {
+    return [
+      ours,
+      { ...ours, name: 'full', world: true, filteredShare: 0.5 },
+      {
+        ...floor('floor-full', {
+          FLOOR_SNAPSHOT_CHARS: String(FULL_SNAPSHOT_CHARS),
+          FLOOR_APP_EVERY_MS: String(APP_EVERY_MS),
+          FLOOR_CHANGE_EVERY_MS: String(FLAP_HALF_PERIOD_MS),
+        }),
+        filteredShare: 0.5,
+      },
+    ];
+  }
+  return [
+    ours,
     {
       name: 'naive',
       cwd: REPO_DIR,
@@ -229,15 +272,16 @@ export function serverSpecs(o: CliOptions): ServerSpec[] {
       env: { STATUS_INTERVAL_MS: String(o.intervalMs) },
       nodeArgs: [],
     },
-    {
-      name: 'floor',
-      cwd: REPO_DIR,
-      script: join('bench', 'floor-server.ts'),
-      rounds: 'shared',
-      env: { STATUS_INTERVAL_MS: String(o.intervalMs) },
-      nodeArgs: [],
-    },
+    floor('floor', {}),
   ];
+}
+
+/** floor-full writes snapshots as large as the full service's last run wrote them. */
+function sizedLike(spec: ServerSpec, runs: readonly ServerResult[]): ServerSpec {
+  if (spec.name !== 'floor-full') return spec;
+  const full = runs.filter((r) => r.name === 'full' && Number.isFinite(r.snapshotBytes)).at(-1);
+  if (full === undefined) return spec;
+  return { ...spec, env: { ...spec.env, FLOOR_SNAPSHOT_CHARS: String(Math.round(full.snapshotBytes)) } };
 }
 
 function printHelp(): void {
@@ -265,15 +309,31 @@ interface Measured {
 
 function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: Measured) {
   const results = servers.map((spec) => medianResult(runs.filter((r) => r.name === spec.name)));
+  const image = servers.find((s) => s.image)?.image ?? null;
   const settings: Settings = {
     clients: o.clients,
     intervalMs: o.intervalMs,
     seconds: o.seconds,
     afterS: o.afterMaxMs / 1000,
     repeat: o.repeat,
-    statusStreamCommand: servers.some((s) => s.name === 'status-stream')
-      ? ['node', ...nodeArgs, ...o.loaderArgs, o.serverScript].join(' ')
-      : undefined,
+    statusStreamCommand: !servers.some((s) => s.name === 'status-stream' || s.name === 'full')
+      ? undefined
+      : image === null
+        ? ['node', ...nodeArgs, ...o.loaderArgs, o.serverScript].join(' ')
+        : `docker run --network host -e HOST=127.0.0.1 -e PORT=… ${image.tag}: node server.ts, ` +
+          `NODE_OPTIONS=${image.nodeOptions}`,
+    scenario: o.scenario,
+    ...(image === null
+      ? {}
+      : {
+          image: {
+            tag: image.tag,
+            base: image.base,
+            nodeVersion: image.nodeVersion,
+            libc: image.libc,
+            nodeOptions: image.nodeOptions,
+          },
+        }),
   };
   return {
     startedAt: startedAt.toISOString(),
@@ -282,6 +342,7 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
     settings: {
       ...settings,
       concurrency: o.concurrency,
+      settleMs: o.settleMs,
       heartbeatMs: o.heartbeatMs ?? 'server default',
       browserHeaders: o.browserHeaders,
       nodeArgs,
@@ -292,6 +353,7 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
     machine: machine({ nodeVersion: o.serverNodeVersion, nodePath: o.serverNode }),
     results,
     ratios: ratiosFor(results, rowsFor(settings)),
+    ratioTargets: ratioVerdicts(results, rowsFor(settings)),
     runs,
   };
 }
@@ -300,16 +362,33 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   const o = parseOptions(argv);
   if (o.help) return printHelp();
   if (o.table !== undefined) return printSaved(o.table);
-  const all = serverSpecs(o);
-  if (o.only !== undefined && !all.some((s) => s.name === o.only)) {
-    fail(`--only must be one of ${all.map((s) => s.name).join(', ')}, got ${JSON.stringify(o.only)}`);
+  const names = serverSpecs(o).map((s) => s.name);
+  if (o.only !== undefined && !names.includes(o.only)) {
+    fail(`--only must be one of ${names.join(', ')} with --scenario ${o.scenario}, got ${JSON.stringify(o.only)}`);
   }
+  if (o.image && o.cpuProf) fail('--cpu-prof cannot profile a container: leave out --image');
   const fdLimit = openFilesLimit();
   if (fdLimit < o.clients + 1024) {
     fail(`the open-files limit is ${fdLimit}; ${o.clients} streams need at least ${o.clients + 1024} (ulimit -n)`);
   }
   killChildrenOnExit('bench');
-  const servers = all.filter((s) => o.only === undefined || s.name === o.only);
+  const wanted = (name: string): boolean => o.only === undefined || name === o.only;
+  const needsImage = o.image && (wanted('status-stream') || wanted('full'));
+  const image = needsImage ? imageUp(REPO_DIR) : null;
+  try {
+    await measureAll(o, argv, serverSpecs(o, image), wanted);
+  } finally {
+    if (image !== null) imageDownSync(image);
+  }
+}
+
+async function measureAll(
+  o: CliOptions,
+  argv: string[],
+  all: ServerSpec[],
+  wanted: (name: string) => boolean,
+): Promise<void> {
+  const servers = all.filter((s) => wanted(s.name));
   mkdirSync(dirname(o.out), { recursive: true });
   const profDir = o.cpuProf ? join(dirname(o.out), 'prof') : null;
   if (profDir !== null) mkdirSync(profDir, { recursive: true });
@@ -317,7 +396,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   // Passes take turns, so that a noisy minute of the machine falls on every server alike.
   const runs: ServerResult[] = [];
   for (let pass = 0; pass < o.repeat; pass++) {
-    for (const spec of servers) runs.push(await benchServer(spec, o, profDir));
+    for (const spec of servers) runs.push(await benchServer(sizedLike(spec, runs), o, profDir));
   }
   const report = reportOf(o, { argv, startedAt, servers, runs, nodeArgs: all[0]?.nodeArgs ?? [] });
   writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`);

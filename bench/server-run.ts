@@ -1,10 +1,14 @@
-// bench/server-run.ts: one server's measured run: start it (bench/processes.ts), read it
-// from /proc before, during and after the load generator's phases (bench/measure.ts), and
-// turn the readings into its figures. Every process it starts is stopped before it returns.
+// bench/server-run.ts: one server's measured run: start it (bench/processes.ts; in a
+// container with --image, bench/image.ts), with the full scenario's world around it
+// (bench/full-helper.ts) when asked, read it from /proc before, during and after the load
+// generator's phases (bench/measure.ts), and turn the readings into its figures. Every
+// process and container it starts is stopped before it returns.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
+import { startWorld, type World } from './full-helper.ts';
+import { type Image, startContainer } from './image.ts';
 import {
   type Counters,
   checkRounds,
@@ -14,11 +18,13 @@ import {
   listenOverflows,
   now,
   openFds,
+  openFilesLimit,
   type Readings,
   RssSampler,
   readCounters,
   rssBytes,
   type ServerResult,
+  type WorldReport,
   waitForRelease,
   watchRssReturn,
 } from './measure.ts';
@@ -27,13 +33,12 @@ import {
   exited,
   freePort,
   HOST,
-  isRunning,
-  type StartedServer,
+  type Running,
+  running,
   signal,
   sleep,
   spawnTracked,
   startServer,
-  stop,
   tail,
 } from './processes.ts';
 import { type CpuProfile, formatSummary, summarize } from './profile.ts';
@@ -52,7 +57,19 @@ export interface ServerSpec {
   rounds: 'shared' | 'per-client';
   env: Record<string, string>;
   nodeArgs: string[];
+  /** The full scenario's world around it: checks' targets, alert receivers, an app publishing. */
+  world?: boolean;
+  /** The share of the streams that ask for `?events=message,change` (0: none). */
+  filteredShare?: number;
+  /** Run as this image, in a container, instead of as a child of `node`. */
+  image?: Image | null;
 }
+
+/** The full scenario's app: one event a second (bench/full-helper.ts). */
+export const APP_EVERY_MS = 1000;
+/** Where the image finds the full scenario's files (mounted from the world's directory). */
+const CONTAINER_CONFIG_DIR = '/bench-world';
+const CONTAINER_STATE_DIR = '/var/lib/status-stream';
 
 /** What every server's run shares: the load, and the Node that runs the servers. */
 export interface RunOptions {
@@ -60,6 +77,8 @@ export interface RunOptions {
   intervalMs: number;
   seconds: number;
   concurrency: number;
+  /** The load generator's wait between the last first event and the window, ms. */
+  settleMs: number;
   afterMaxMs: number;
   browserHeaders: boolean;
   /** The Node binary that runs the servers, its version, and its flags to load TypeScript. */
@@ -85,7 +104,73 @@ interface LoadgenMessage {
 /** Starts `spec`, measures it under load, stops it; its figures. */
 export async function benchServer(spec: ServerSpec, o: RunOptions, profDir: string | null): Promise<ServerResult> {
   const port = await freePort();
-  const env = childEnv(o.configVars, { ...spec.env, HOST, PORT: String(port) });
+  const world = spec.world
+    ? await startWorld({ benchDir: o.benchDir, appEveryMs: APP_EVERY_MS, shared: Boolean(spec.image) })
+    : null;
+  try {
+    const server = await launch(spec, o, port, world, profDir);
+    try {
+      world?.publishTo(port);
+      await sleep(IDLE_BEFORE_MS);
+      const { readings, result, window } = await underLoad(spec, o, server, port);
+      const seen: WorldReport | null = world === null ? null : await world.report(window.start, window.end);
+      await server.stop();
+      const cpuProfile =
+        server.profDir === null ? null : profileOf(spec.name, server.profDir, server.spawnedAt, window);
+      return figures({ name: spec.name, rounds: spec.rounds, clients: o.clients, cpuProfile }, readings, result, seen);
+    } finally {
+      await server.stop().catch(() => {});
+    }
+  } finally {
+    await world?.stop();
+  }
+}
+
+/** Starts the server of `spec` on `port`, as a child of `node` or as a container of its image. */
+async function launch(
+  spec: ServerSpec,
+  o: RunOptions,
+  port: number,
+  world: World | null,
+  profDir: string | null,
+): Promise<Running & { profDir: string | null }> {
+  const worldEnv = (configDir: string, stateDir: string): Record<string, string> =>
+    world === null
+      ? {}
+      : {
+          CONFIG_FILE: `${configDir}/config.json`,
+          STATE_DIR: stateDir,
+          PUBLISH_TOKEN: world.token,
+          TITLE: 'bench: full scenario',
+        };
+  if (spec.image) {
+    if (profDir !== null) throw new Error('bench: --cpu-prof cannot profile a container');
+    const image = spec.image;
+    process.stderr.write(
+      `bench: ${spec.name}: starting the image ${image.tag} (${image.nodeVersion}) on ${HOST}:${port}\n`,
+    );
+    const server = await startContainer(image, {
+      name: spec.name,
+      port,
+      env: { ...spec.env, ...worldEnv(CONTAINER_CONFIG_DIR, CONTAINER_STATE_DIR) },
+      mounts:
+        world === null
+          ? []
+          : [
+              { host: world.dir, container: CONTAINER_CONFIG_DIR },
+              { host: world.stateDir, container: CONTAINER_STATE_DIR, rw: true },
+            ],
+      nofile: Math.min(openFilesLimit(), 1_048_576),
+      startTimeoutMs: START_TIMEOUT_MS,
+    });
+    return { ...server, profDir: null };
+  }
+  const env = childEnv(o.configVars, {
+    ...spec.env,
+    ...(world === null ? {} : worldEnv(world.dir, world.stateDir)),
+    HOST,
+    PORT: String(port),
+  });
   const nodeArgs = [...spec.nodeArgs];
   // One directory per run: tsx's loader runs on a thread of its own, which writes a
   // profile too; the main thread's is the one with thread id 0 in its name.
@@ -104,15 +189,7 @@ export async function benchServer(spec: ServerSpec, o: RunOptions, profDir: stri
     port,
     startTimeoutMs: START_TIMEOUT_MS,
   });
-  try {
-    await sleep(IDLE_BEFORE_MS);
-    const { readings, result, window } = await underLoad(spec, o, server, port);
-    await stop(server.child);
-    const cpuProfile = runProfDir === null ? null : profileOf(spec.name, runProfDir, server.spawnedAt, window);
-    return figures({ name: spec.name, rounds: spec.rounds, clients: o.clients, cpuProfile }, readings, result);
-  } finally {
-    await stop(server.child).catch(() => {});
-  }
+  return { ...running(server), profDir: runProfDir };
 }
 
 /** The load generator's command line for one server. */
@@ -121,7 +198,9 @@ function loadgenArgs(spec: ServerSpec, o: RunOptions, port: number): string[] {
     ...['--import', 'tsx', join(o.benchDir, 'loadgen.ts')],
     ...['--port', String(port), '--clients', String(o.clients), '--interval', String(o.intervalMs)],
     ...['--seconds', String(o.seconds), '--concurrency', String(o.concurrency), '--rounds', spec.rounds],
+    ...['--settle', String(o.settleMs)],
     ...(o.browserHeaders ? ['--browser-headers'] : []),
+    ...(spec.filteredShare ? ['--filtered-share', String(spec.filteredShare), '--filter', 'message,change'] : []),
   ];
 }
 
@@ -133,7 +212,7 @@ function loadgenArgs(spec: ServerSpec, o: RunOptions, port: number): string[] {
 async function underLoad(
   spec: ServerSpec,
   o: RunOptions,
-  server: StartedServer,
+  server: Running,
   port: number,
 ): Promise<{ readings: Readings; result: LoadgenResult; window: { start: number; end: number } }> {
   const pid = server.pid;
@@ -146,13 +225,14 @@ async function underLoad(
   const probe = new PhaseProbe(spec.name, o, pid, loadgen.pid as number, port, before.fds);
   createInterface({ input: loadgen.stdout as NodeJS.ReadableStream }).on('line', (line) => probe.onLine(line));
 
-  const loadgenDeadlineMs = 30_000 + 2000 + 2 * o.intervalMs + o.seconds * 1000 + o.intervalMs + 5000 + 30_000;
+  const loadgenDeadlineMs =
+    30_000 + o.settleMs + 2 * o.intervalMs + o.seconds * 1000 + 2 * o.intervalMs + 5000 + 30_000;
   if (!(await exited(loadgen, loadgenDeadlineMs))) {
     signal(loadgen, 'SIGKILL');
     throw new Error(`bench: loadgen did not finish within ${loadgenDeadlineMs} ms\n${loadgenErr()}`);
   }
   probe.rss.stop();
-  if (!isRunning(server.child)) throw server.died();
+  if (!server.alive()) throw server.died();
   if (probe.result === null) {
     throw new Error(`bench: loadgen gave no result (exit ${loadgen.exitCode})\n${loadgenErr()}`);
   }

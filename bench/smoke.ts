@@ -1,7 +1,8 @@
-// bench/smoke.ts: `npm run bench` end to end at a small scale: the three servers, the load
-// generator and the report, so that the benchmark cannot rot between the runs that fill
-// bench/README.md. CI runs it after `npm test` (it takes about a minute, so it is not part
-// of the unit suites; bench/*.test.ts test the bench's modules one by one).
+// bench/smoke.ts: `npm run bench` end to end at a small scale, both scenarios: the servers,
+// the load generator, the full scenario's helper and the report, so that the benchmark
+// cannot rot between the runs that fill bench/README.md. CI runs it after `npm test` (it
+// takes under a minute, so it is not part of the unit suites; bench/*.test.ts test the
+// bench's modules one by one).
 // It checks that every figure is measured and that each server is what its file says
 // (one round per interval for status-stream and the floor, one per client for naive),
 // never how fast anything is: timing belongs to the benchmark itself.
@@ -18,6 +19,8 @@ import { ROOT, withDeadline } from '../tests/helpers.ts';
 const CLIENTS = 40;
 const INTERVAL_MS = 200;
 const SECONDS = 1;
+/** Less wait before the window than the bench's 2 s: 40 streams settle at once. */
+const SETTLE_MS = 300;
 
 interface Result {
   name: string;
@@ -33,6 +36,15 @@ interface Result {
   listenOverflows: number;
   fdsBefore: number;
   fdsAfter: number;
+  filteredStreams: number;
+  snapshotsDelivered: number;
+  appEventsDelivered: number;
+  changesDelivered: number;
+  appEventsInWindow: number;
+  changesInWindow: number;
+  filterLeaks: number;
+  snapshotBytes: number;
+  world: { published: number; publishFailed: number; alerts: number[]; targetRequests: number } | null;
 }
 
 type Outcome = { code: number | null; stdout: string; stderr: string };
@@ -71,7 +83,8 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
     const out = join(dir, 'run.json');
     const args = [
       ...['--clients', String(CLIENTS), '--interval', String(INTERVAL_MS), '--seconds', String(SECONDS)],
-      ...['--after', '0', '--concurrency', String(CLIENTS), '--repeat', '2', '--out', out],
+      ...['--after', '0', '--concurrency', String(CLIENTS), '--settle', String(SETTLE_MS), '--repeat', '2'],
+      ...['--out', out],
     ];
     const { code, stdout, stderr } = await runBench(args, DEADLINE_MS);
     assert.equal(code, 0, `bench failed:\n${stderr}`);
@@ -140,6 +153,89 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
       .filter((cell) => cell !== '');
     assert.deepEqual(columns, ['metric', 'status-stream', 'naive', 'floor', '/ naive', '/ floor', 'target', 'met']);
     assert.match(stdout, /^\| latency p99 \(ms\) +\|/m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const FULL_TITLE =
+  'the full scenario measures status-stream bare and with every feature on, and the floor, and reports full / bare';
+const FULL_DEADLINE_MS = 120_000;
+const FULL_INTERVAL_MS = 500;
+const FULL_SECONDS = 2;
+
+test(FULL_TITLE, { timeout: FULL_DEADLINE_MS + 10_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-full-test-'));
+  try {
+    const out = join(dir, 'run.json');
+    const args = [
+      ...['--scenario', 'full', '--clients', String(CLIENTS), '--interval', String(FULL_INTERVAL_MS)],
+      ...['--seconds', String(FULL_SECONDS), '--after', '0', '--concurrency', String(CLIENTS)],
+      ...['--settle', String(SETTLE_MS), '--out', out],
+    ];
+    const { code, stdout, stderr } = await runBench(args, FULL_DEADLINE_MS);
+    assert.equal(code, 0, `bench failed:\n${stderr}`);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as {
+      results: Result[];
+      ratios: Record<string, Record<string, number | null>>;
+      ratioTargets: { ratio: string; row: string; value: number | null; max: number; met: boolean }[];
+    };
+    assert.deepEqual(
+      report.results.map((r) => r.name),
+      ['status-stream', 'full', 'floor-full'],
+    );
+    const [bare, full, floor] = report.results as [Result, Result, Result];
+    const rounds = (FULL_SECONDS * 1000) / FULL_INTERVAL_MS;
+    for (const r of report.results) {
+      assert.equal(r.withFirstEvent, CLIENTS, `${r.name}: every stream got a first event`);
+      assert.equal(r.lost, 0, `${r.name}: no event lost`);
+      assert.equal(r.delivered, r.expected, `${r.name}: every event delivered`);
+      assert.equal(r.filterLeaks, 0, `${r.name}: no event past a stream's filter`);
+      // Every stream, filtered or not, gets every snapshot.
+      assert.equal(r.snapshotsDelivered, CLIENTS * rounds, `${r.name}: ${r.snapshotsDelivered} snapshots`);
+      const sum = r.snapshotsDelivered + r.appEventsDelivered + r.changesDelivered;
+      assert.equal(r.delivered, sum, `${r.name}: delivered counts every type`);
+      assert.equal(r.fdsAfter, r.fdsBefore, `${r.name}: every socket released`);
+    }
+    assert.equal(bare.filteredStreams, 0);
+    assert.equal(bare.appEventsDelivered, 0);
+    for (const r of [full, floor]) {
+      assert.equal(r.filteredStreams, CLIENTS / 2, `${r.name}: half the streams filtered`);
+      assert.ok(r.appEventsInWindow >= 1, `${r.name}: ${r.appEventsInWindow} app events in the window`);
+      // App events reach the unfiltered half only; change events reach every stream.
+      assert.equal(r.appEventsDelivered, r.appEventsInWindow * (CLIENTS / 2), `${r.name}: app events delivered`);
+      assert.equal(r.changesDelivered, r.changesInWindow * CLIENTS, `${r.name}: change events delivered`);
+    }
+    // The helper's app published through POST /publish, its targets were checked, its receivers got alerts.
+    const world = full.world;
+    assert.ok(world !== null && world.published > 0 && world.publishFailed === 0, JSON.stringify(world));
+    assert.ok(world.targetRequests >= 50, `${world.targetRequests} requests to the checks' targets`);
+    assert.ok((world.alerts[0] ?? 0) > 0, `alerts: ${JSON.stringify(world.alerts)}`);
+    // The floor writes snapshots the size of the full service's.
+    assert.ok(Math.abs(floor.snapshotBytes - full.snapshotBytes) <= 0.02 * full.snapshotBytes);
+    assert.ok(full.snapshotBytes > 10 * bare.snapshotBytes, `${full.snapshotBytes} vs ${bare.snapshotBytes} bytes`);
+
+    const label = 'server CPU per delivered event (us)';
+    const ratio = (a: Result, b: Result): number => Math.round((a.cpuUsPerEvent / b.cpuUsPerEvent) * 10000) / 10000;
+    assert.equal(report.ratios.bare?.[label], ratio(full, bare));
+    assert.equal(report.ratios['floor-full']?.[label], ratio(full, floor));
+    assert.deepEqual(
+      report.ratioTargets.map((t) => `${t.ratio}: ${t.row} <= ${t.max}`),
+      [
+        'full / bare: server CPU per delivered event (us) <= 1.2',
+        'full / bare: server memory per stream, peak (KiB) <= 1.1',
+        'full / floor: server CPU per delivered event (us) <= 1.15',
+        'full / floor: latency p99 (ms) <= 1.2',
+      ],
+    );
+    const header = stdout.split('\n').find((line) => line.startsWith('| metric'));
+    const columns = (header ?? '')
+      .split('|')
+      .map((cell) => cell.trim())
+      .filter((cell) => cell !== '');
+    const names = ['metric', 'status-stream', 'full', 'floor-full', 'full / bare', 'full / floor', 'target', 'met'];
+    assert.deepEqual(columns, names);
+    assert.match(stdout, /^\| full \/ bare \| server memory per stream, peak \(KiB\) \|/m);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
