@@ -10,14 +10,18 @@
 // Only for the benchmark: 127.0.0.1 by default, no auth, no config validation.
 //
 // In the full scenario it sends what status-stream sends there, by the same least means:
-// its snapshot padded to the size of the service's (FLOOR_SNAPSHOT_CHARS), an app event
+// the service's own snapshot, read once from FLOOR_SNAPSHOT_FILE (a GET /status of the full
+// service) with only its `time` renewed, so that every byte a client parses is the same
+// (else its own snapshot padded to FLOOR_SNAPSHOT_CHARS), an app event
 // every FLOOR_APP_EVERY_MS to the streams whose `?events=` filter lets it through, and a
 // `change` event every FLOOR_CHANGE_EVERY_MS to every stream. Each is encoded once.
 //
 // Env: PORT (0), HOST (127.0.0.1), STATUS_INTERVAL_MS (1000), RETRY_MS (3000),
-//      FLOOR_SNAPSHOT_CHARS (0: as is), FLOOR_APP_EVERY_MS (0: none), FLOOR_CHANGE_EVERY_MS (0: none).
+//      FLOOR_SNAPSHOT_FILE (none), FLOOR_SNAPSHOT_CHARS (0: as is), FLOOR_APP_EVERY_MS (0: none),
+//      FLOOR_CHANGE_EVERY_MS (0: none).
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +32,7 @@ const HOST = process.env.HOST ?? '127.0.0.1';
 const INTERVAL_MS = Number(process.env.STATUS_INTERVAL_MS ?? 1000);
 const RETRY_MS = Number(process.env.RETRY_MS ?? 3000);
 const SNAPSHOT_CHARS = Number(process.env.FLOOR_SNAPSHOT_CHARS ?? 0);
+const SNAPSHOT_FILE = process.env.FLOOR_SNAPSHOT_FILE ?? '';
 const APP_EVERY_MS = Number(process.env.FLOOR_APP_EVERY_MS ?? 0);
 const CHANGE_EVERY_MS = Number(process.env.FLOOR_CHANGE_EVERY_MS ?? 0);
 /** The full scenario's app event (bench/full-helper.ts). */
@@ -37,6 +42,8 @@ const VERSION = '0.0.0-floor';
 /** A request head longer than this is refused, as Node's own parser would. */
 const MAX_HEAD_BYTES = 16 * 1024;
 
+/** The full service's snapshot (FLOOR_SNAPSHOT_FILE), whose `time` each round renews; read in main(). */
+let sample: Record<string, unknown> | null = null;
 const streams = new Set<net.Socket>();
 /** The streams that take the app event: no filter, or one that names it. */
 const appStreams = new Set<net.Socket>();
@@ -67,6 +74,10 @@ function reply(socket: net.Socket, status: string, contentType: string, body: st
 // The snapshot status.ts builds with no checks configured, once per round; padded to
 // FLOOR_SNAPSHOT_CHARS when that is set.
 function snapshot(): string {
+  if (sample !== null) {
+    sample.time = new Date().toISOString();
+    return JSON.stringify(sample);
+  }
   const json = JSON.stringify({
     status: 'up',
     time: new Date().toISOString(),
@@ -131,6 +142,7 @@ function onRequest(socket: net.Socket, head: string): void {
 
 /** Starts the broadcast timer and the server; only when this file is the program. */
 function main(): void {
+  if (SNAPSHOT_FILE !== '') sample = JSON.parse(readFileSync(SNAPSHOT_FILE, 'utf8')) as Record<string, unknown>;
   setInterval(() => {
     rounds++;
     const frame = chunk(`id: ${BOOT_ID}-${++seq}\ndata: ${snapshot()}\n\n`);

@@ -52,7 +52,8 @@
 // Method, figures and how to read them: bench/README.md.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -61,7 +62,7 @@ import { intFlag } from './flags.ts';
 import { FLAP_HALF_PERIOD_MS } from './full-helper.ts';
 import { type Image, imageDownSync, imageUp } from './image.ts';
 import { machine, medianResult, openFilesLimit, type ServerResult } from './measure.ts';
-import { killAll, killChildrenOnExit } from './processes.ts';
+import { killAll, killChildrenOnExit, onKillAll } from './processes.ts';
 import { type Report, ratiosFor, ratioVerdicts, render, rowsFor, type Settings } from './report.ts';
 import { APP_EVERY_MS, benchServer, type RunOptions, type ServerSpec } from './server-run.ts';
 
@@ -74,7 +75,9 @@ const REPO_DIR = resolve(BENCH_DIR, '..');
 const CONFIG_VARS = [...SETTINGS.map((setting) => setting.name), 'NODE_OPTIONS'];
 
 /** floor-full's snapshot size when no full run measured the service's in this run (50 checks). */
-const FULL_SNAPSHOT_CHARS = 16_000;
+const FULL_SNAPSHOT_CHARS = 11_700;
+/** The full service's GET /status, saved by its run for floor-full's; removed at the end. */
+const FULL_SNAPSHOT_FILE = join(tmpdir(), `status-stream-bench-${process.pid}-snapshot.json`);
 
 const FLAGS = {
   scenario: { type: 'string', default: 'bare' },
@@ -251,7 +254,7 @@ export function serverSpecs(o: CliOptions, image: Image | null = null): ServerSp
   if (o.scenario === 'full') {
     return [
       ours,
-      { ...ours, name: 'full', world: true, filteredShare: 0.5 },
+      { ...ours, name: 'full', world: true, filteredShare: 0.5, snapshotOut: FULL_SNAPSHOT_FILE },
       {
         ...floor('floor-full', {
           FLOOR_SNAPSHOT_CHARS: String(FULL_SNAPSHOT_CHARS),
@@ -276,9 +279,13 @@ export function serverSpecs(o: CliOptions, image: Image | null = null): ServerSp
   ];
 }
 
-/** floor-full writes snapshots as large as the full service's last run wrote them. */
+/**
+ * floor-full writes the full service's own snapshot of this run (FULL_SNAPSHOT_FILE); without
+ * one (--only floor-full), its own padded to the size the full service's last run measured.
+ */
 function sizedLike(spec: ServerSpec, runs: readonly ServerResult[]): ServerSpec {
   if (spec.name !== 'floor-full') return spec;
+  if (existsSync(FULL_SNAPSHOT_FILE)) return { ...spec, env: { ...spec.env, FLOOR_SNAPSHOT_FILE: FULL_SNAPSHOT_FILE } };
   const full = runs.filter((r) => r.name === 'full' && Number.isFinite(r.snapshotBytes)).at(-1);
   if (full === undefined) return spec;
   return { ...spec, env: { ...spec.env, FLOOR_SNAPSHOT_CHARS: String(Math.round(full.snapshotBytes)) } };
@@ -374,10 +381,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   killChildrenOnExit('bench');
   const wanted = (name: string): boolean => o.only === undefined || name === o.only;
   const needsImage = o.image && (wanted('status-stream') || wanted('full'));
+  const removeSnapshot = (): void => rmSync(FULL_SNAPSHOT_FILE, { force: true });
+  onKillAll(removeSnapshot);
   const image = needsImage ? imageUp(REPO_DIR) : null;
   try {
     await measureAll(o, argv, serverSpecs(o, image), wanted);
   } finally {
+    removeSnapshot();
     if (image !== null) imageDownSync(image);
   }
 }

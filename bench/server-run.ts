@@ -4,7 +4,7 @@
 // generator's phases (bench/measure.ts), and turn the readings into its figures. Every
 // process and container it starts is stopped before it returns.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startWorld, type World } from './full-helper.ts';
@@ -32,6 +32,7 @@ import {
   childEnv,
   exited,
   freePort,
+  get,
   HOST,
   type Running,
   running,
@@ -63,6 +64,8 @@ export interface ServerSpec {
   filteredShare?: number;
   /** Run as this image, in a container, instead of as a child of `node`. */
   image?: Image | null;
+  /** Where to save the server's GET /status after the window (the floor's copy of it). */
+  snapshotOut?: string;
 }
 
 /** The full scenario's app: one event a second (bench/full-helper.ts). */
@@ -114,6 +117,7 @@ export async function benchServer(spec: ServerSpec, o: RunOptions, profDir: stri
       await sleep(IDLE_BEFORE_MS);
       const { readings, result, window } = await underLoad(spec, o, server, port);
       const seen: WorldReport | null = world === null ? null : await world.report(window.start, window.end);
+      if (spec.snapshotOut !== undefined) writeFileSync(spec.snapshotOut, (await get(port, '/status', 10_000)).body);
       await server.stop();
       const cpuProfile =
         server.profDir === null ? null : profileOf(spec.name, server.profDir, server.spawnedAt, window);

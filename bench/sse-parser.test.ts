@@ -113,6 +113,25 @@ test('ignores a leading byte order mark, unknown fields and a bad retry', () => 
   assert.deepEqual(events, [{ type: 'message', data: ' two spaces', lastEventId: '7' }]);
 });
 
+test('latin1 mode gives the same events and ids, with non-ASCII text as its UTF-8 bytes, at every split', () => {
+  const latin1 = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+  const expected = EXPECTED.map((e) => ({ ...e, data: latin1(e.data) }));
+  const body = Buffer.from(`\uFEFF${FRAMES.join('')}`);
+  for (const size of [1, 2, 3, 5, body.length]) {
+    const events: SseEvent[] = [];
+    const sse = new SseParser((e) => events.push(e), { latin1: true });
+    for (let i = 0; i < body.length; i += size) sse.feed(body.subarray(i, i + size));
+    assert.deepEqual(events, expected, `pieces of ${size}`);
+    assert.equal(sse.retryMs, 3000);
+  }
+  // Bytes that only start like a byte order mark are kept.
+  const events: SseEvent[] = [];
+  const sse = new SseParser((e) => events.push(e), { latin1: true });
+  sse.feed(Buffer.from([0xef]));
+  sse.feed(Buffer.from('x: 1\ndata: a\n\n'));
+  assert.deepEqual(events, [{ type: 'message', data: 'a', lastEventId: '' }]);
+});
+
 test('refuses malformed chunk framing', () => {
   const d = new ChunkedDecoder(
     () => {},
