@@ -27,7 +27,7 @@ let clients = 0;
 let checks = 0;
 let eventsSent = 0;
 
-// What status.ts reports with no CHECKS configured (SPEC §5): the host and the process.
+// What status.ts reports with no CHECKS configured: the host and the process.
 function check(): object {
   checks++;
   return {
