@@ -136,6 +136,22 @@ test('the ratio targets judge full / bare and full / floor, and only those the r
     ratioTable(verdicts),
     /^\| full \/ bare \| server memory per stream, peak \(KiB\) \| 1\.13x \| <= 1\.1x \| NO \|$/m,
   );
+  // With --repeat, the ratio within each pass too.
+  const runs = [
+    ...results,
+    result('status-stream', 20, 8, 100),
+    result('full', 22, 8, 120),
+    result('floor-full', 20, 8, 100),
+  ];
+  const [cpu] = ratioVerdicts(results, rowsFor(settings), runs);
+  assert.deepEqual(
+    cpu?.byRun.map((x) => (x === null ? null : Math.round(x * 1000) / 1000)),
+    [1.1, 1.1],
+  );
+  assert.match(
+    ratioTable(ratioVerdicts(results, rowsFor(settings), runs)),
+    /\| by run \|\n.*\n\| full \/ bare \| server CPU per delivered event \(us\) \| 1\.10x \| <= 1\.2x \| yes \| 1\.10x, 1\.10x \|/,
+  );
   assert.equal(ratioVerdicts([result('status-stream', 10, 8, 100)], rowsFor(settings)).length, 0);
   assert.equal(ratioTable([]), '');
 });

@@ -247,13 +247,20 @@ export function ratiosFor(
 export interface RatioVerdict {
   ratio: string;
   row: string;
+  /** The ratio of the two medians (of the figures of one run without --repeat). */
   value: number | null;
   max: number;
   met: boolean;
+  /** With --repeat: the ratio within each pass, the two servers' runs minutes apart. */
+  byRun: (number | null)[];
 }
 
-/** The ratio targets whose column this run has. */
-export function ratioVerdicts(results: readonly ServerResult[], rows: readonly Row[]): RatioVerdict[] {
+/** The ratio targets whose column this run has; `runs`: every run, for the ratios pass by pass. */
+export function ratioVerdicts(
+  results: readonly ServerResult[],
+  rows: readonly Row[],
+  runs: readonly ServerResult[] = [],
+): RatioVerdict[] {
   const columns = comparisons(results).columns;
   const verdicts: RatioVerdict[] = [];
   for (const target of RATIO_TARGETS) {
@@ -261,26 +268,27 @@ export function ratioVerdicts(results: readonly ServerResult[], rows: readonly R
     const row = rows.find((r) => r.label === target.row);
     if (column === undefined || row === undefined) continue;
     const value = ratio(row, column.ours, column.other);
-    verdicts.push({
-      ratio: column.label,
-      row: row.label,
-      value,
-      max: target.max,
-      met: value !== null && value <= target.max,
-    });
+    const ours = runs.filter((r) => r.name === column.ours.name);
+    const others = runs.filter((r) => r.name === column.other.name);
+    const byRun = ours.length > 1 ? ours.map((r, i) => (others[i] ? ratio(row, r, others[i]) : null)) : [];
+    const met = value !== null && value <= target.max;
+    verdicts.push({ ratio: column.label, row: row.label, value, max: target.max, met, byRun });
   }
   return verdicts;
 }
 
-/** The ratio targets as a Markdown table; '' when the run has none. */
+/** The ratio targets as a Markdown table, with the ratios pass by pass when there are; '' when none. */
 export function ratioTable(verdicts: readonly RatioVerdict[]): string {
   if (verdicts.length === 0) return '';
+  const x = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(2)}x`);
+  const byRun = verdicts.some((v) => v.byRun.length > 0);
   const lines = verdicts.map(
     (v) =>
-      `| ${v.ratio} | ${v.row} | ${v.value === null ? 'n/a' : `${v.value.toFixed(2)}x`} | <= ${v.max}x | ` +
-      `${v.met ? 'yes' : 'NO'} |`,
+      `| ${v.ratio} | ${v.row} | ${x(v.value)} | <= ${v.max}x | ${v.met ? 'yes' : 'NO'} |` +
+      `${byRun ? ` ${v.byRun.map(x).join(', ')} |` : ''}`,
   );
-  return ['| ratio | of | value | target | met |', '|:--|:--|--:|--:|--:|', ...lines].join('\n');
+  const header = `| ratio | of | value | target | met |${byRun ? ' by run |' : ''}`;
+  return [header, `|:--|:--|--:|--:|--:|${byRun ? ':--|' : ''}`, ...lines].join('\n');
 }
 
 /** The Markdown table: a row per figure, a column per server, then ratios, target and met. */
@@ -341,7 +349,7 @@ export function render(report: Report): string {
   const rows = rowsFor(s);
   const { columns } = comparisons(report.results);
   const legend = columns.map((c) => `${c.label} = ${c.ours.name}'s figure divided by ${c.other.name}'s`).join('; ');
-  const ratios = ratioTable(ratioVerdicts(report.results, rows));
+  const ratios = ratioTable(ratioVerdicts(report.results, rows, report.runs));
   return (
     `${s.clients} streams, one event per ${s.intervalMs} ms, ${s.seconds} s steady window; ` +
     `${String(m.cores)} x ${String(m.cpu)}, ${String(m.memGiB)} GiB, ${String(m.os)}, ` +

@@ -360,7 +360,7 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
     machine: machine({ nodeVersion: o.serverNodeVersion, nodePath: o.serverNode }),
     results,
     ratios: ratiosFor(results, rowsFor(settings)),
-    ratioTargets: ratioVerdicts(results, rowsFor(settings)),
+    ratioTargets: ratioVerdicts(results, rowsFor(settings), runs),
     runs,
   };
 }
