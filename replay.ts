@@ -15,9 +15,13 @@ export interface ReplayEntry {
   readonly seq: number;
   /** SNAPSHOT_TYPE for a snapshot, else the event's name (its `event:` field). */
   readonly type: string;
-  /** The whole frame, id included. */
+  /** The whole frame, id included; empty in the ring for a snapshot a newer one replaced. */
   readonly frame: Buffer;
 }
+
+// What the ring keeps of a snapshot once a newer one exists: a replay never sends it, so its frame
+// (213 KiB with 1,000 checks) is not kept; the entry stays, as the ring is indexed by sequence.
+const REPLACED = Buffer.alloc(0);
 
 /** What a resuming stream gets instead of the live stream's past. */
 export interface CollapsedReplay {
@@ -33,7 +37,8 @@ const SEQUENCE = /^[1-9]\d{0,15}$/;
 
 /**
  * Assigns ids and keeps the last `capacity` events, oldest first, in a ring: an id's lookup
- * is arithmetic, and adding an event never moves the others.
+ * is arithmetic, and adding an event never moves the others. Of the snapshots only the
+ * newest keeps its frame: a collapsed replay sends no other (bench/README.md, "Check load").
  */
 export class ReplayBuffer {
   /** Unique per process start, so that an id from another process or run is never taken as ours. */
@@ -44,6 +49,8 @@ export class ReplayBuffer {
   #lastSeq = 0;
   /** How many of the newest events the ring holds (at most capacity). */
   #held = 0;
+  /** The sequence number of the newest snapshot; 0 before the first. */
+  #newestSnapshot = 0;
 
   constructor(capacity: number, bootId: string = randomBytes(8).toString('hex')) {
     if (!Number.isSafeInteger(capacity) || capacity < 0) {
@@ -63,6 +70,13 @@ export class ReplayBuffer {
     return this.#held;
   }
 
+  /** The bytes of the frames held now. */
+  get bytes(): number {
+    let total = 0;
+    for (let k = 0; k < this.#held; k++) total += this.#at(this.#lastSeq - k).frame.length;
+    return total;
+  }
+
   idOf(seq: number): string {
     return `${this.bootId}-${seq}`;
   }
@@ -76,6 +90,13 @@ export class ReplayBuffer {
     const entry: ReplayEntry = { seq, type, frame: frameFor(this.idOf(seq)) };
     this.#lastSeq = seq;
     if (this.capacity > 0) {
+      if (type === SNAPSHOT_TYPE) {
+        const older = this.#newestSnapshot;
+        if (older > 0 && older > seq - this.capacity) {
+          this.#ring[older % this.capacity] = { seq: older, type, frame: REPLACED };
+        }
+        this.#newestSnapshot = seq;
+      }
       this.#ring[seq % this.capacity] = entry;
       if (this.#held < this.capacity) this.#held++;
     }
@@ -108,15 +129,8 @@ export class ReplayBuffer {
     const after = this.seqOf(id);
     if (after === null) return null;
     const wantsSnapshots = filter === null || filter.has(SNAPSHOT_TYPE);
-    let newestSnapshot = 0;
-    if (wantsSnapshots) {
-      for (let seq = this.#lastSeq; seq > after; seq--) {
-        if (this.#at(seq).type === SNAPSHOT_TYPE) {
-          newestSnapshot = seq;
-          break;
-        }
-      }
-    }
+    // The newest snapshot is the only one with a frame; it is sent when it came after the client's id.
+    const newestSnapshot = wantsSnapshots && this.#newestSnapshot > after ? this.#newestSnapshot : 0;
     const entries: ReplayEntry[] = [];
     let bytes = 0;
     for (let seq = after + 1; seq <= this.#lastSeq; seq++) {

@@ -64,6 +64,31 @@ test('collapses to the newest snapshot and every named event in id order, filter
   );
 });
 
+test('keeps the frame of the newest snapshot only, and of every named event', () => {
+  const buffer = new ReplayBuffer(10, 'b');
+  const big = (text: string) => (id: string) => Buffer.from(`${id} ${text}`.padEnd(1000));
+  for (let i = 0; i < 25; i++) buffer.record(i % 5 === 4 ? 'deploy' : SNAPSHOT_TYPE, big(String(i)));
+  // Held: 16..25, of which 20 and 25 are named events and 24 the newest snapshot.
+  assert.equal(buffer.size, 10);
+  assert.equal(buffer.bytes, 3 * 1000, 'two named events and one snapshot keep their frames');
+  assert.deepEqual(
+    buffer.collapsedAfter('b-15', null)?.entries.map((e) => [e.seq, e.frame.toString().trim()]),
+    [
+      [20, 'b-20 19'],
+      [24, 'b-24 23'],
+      [25, 'b-25 24'],
+    ],
+  );
+  // A snapshot evicted from the ring before the next one is recorded is simply gone.
+  const small = new ReplayBuffer(2, 'c');
+  for (const type of [SNAPSHOT_TYPE, 'deploy', 'deploy', SNAPSHOT_TYPE]) small.record(type, big(type));
+  assert.equal(small.bytes, 2000);
+  assert.deepEqual(
+    small.collapsedAfter('c-2', null)?.entries.map((e) => e.seq),
+    [3, 4],
+  );
+});
+
 test('with capacity 0 it keeps nothing but still knows a client that has the newest event', () => {
   const buffer = new ReplayBuffer(0, 'b');
   buffer.record(SNAPSHOT_TYPE, frame('a'));
