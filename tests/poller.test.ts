@@ -85,6 +85,36 @@ test('a slow check never sets the pace of the others, and never overlaps itself'
   assert.ok(target.maxInFlight <= 2, `at most one run per check at a time (${target.maxInFlight} in flight)`);
 });
 
+test('checks that start together run spread over their interval, each in its own slot', async () => {
+  const N = 20;
+  const INTERVAL_MS = 1000;
+  const checks = Array.from({ length: N }, (_, i) => `s${i}=${base}/spread${i}`).join(',');
+  const service = await startInProcess({ STATUS_INTERVAL_MS: String(INTERVAL_MS), CHECKS: checks, HEARTBEAT_MS: '0' });
+  let first: Awaited<ReturnType<typeof service.poller.snapshot>>;
+  try {
+    first = await service.poller.snapshot();
+    await sleep(3.5 * INTERVAL_MS);
+  } finally {
+    await service.close();
+  }
+  const checked = JSON.parse(first.json).checks as { state: string | null }[];
+  assert.equal(checked.filter((c) => c.state === 'up').length, N, 'the first snapshot has every check');
+  const runs = target.served.filter((s) => s.path.startsWith('/spread'));
+  for (let i = 0; i < N; i++) {
+    const n = runs.filter((s) => s.path === `/spread${i}`).length;
+    assert.ok(n >= 3 && n <= 5, `check s${i} ran ${n} times in 3.5 intervals`);
+  }
+  // In step, all 20 would land in the same few ms of every interval; spread, about 2 in any 100 ms.
+  const times = runs.map((s) => s.atMs).sort((a, b) => a - b);
+  const steady = times.filter((t) => t >= times[0] + 1.5 * INTERVAL_MS);
+  let most = 0;
+  for (let a = 0, b = 0; b < steady.length; b++) {
+    while (steady[b] - steady[a] > 100) a++;
+    most = Math.max(most, b - a + 1);
+  }
+  assert.ok(most <= 8, `${most} of ${steady.length} runs within 100 ms`);
+});
+
 test('/status waits for the first snapshot, then answers the latest without running a check', async () => {
   target.answers.set('/first', { code: 200, delayMs: 300 });
   const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', CHECKS: `app=${base}/first` });
