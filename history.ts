@@ -1,5 +1,6 @@
-// history.ts: what each check did, kept in memory of a fixed size whatever the interval: per-minute
-// buckets for 24 h, per-hour buckets for 90 days, the latest 60 results, and the last 1000 transitions.
+// history.ts: what each check did, kept in memory of a fixed size whatever the interval: buckets of
+// 1 minute for 1 h, 5 minutes for 24 h, 1 hour for 30 days and 4 hours for 90 days (TIERS), the latest
+// 60 results, and the last 1000 transitions.
 // It never reads the clock (every time is given) and never touches the file system (state-store.ts does).
 //
 // What is kept, the uptime rule, the /history answer and the state file: docs/history.md.
@@ -20,9 +21,32 @@ export const RANGES = {
 } as const;
 export type RangeName = keyof typeof RANGES;
 
-/** Minute buckets kept: 24 h. Hour buckets kept: 90 days. */
-export const MINUTE_BUCKETS = 1440;
-export const HOUR_BUCKETS = 2160;
+/** What one ring of buckets keeps: buckets of `ms`, the newest `size` of them. */
+export interface Tier {
+  readonly key: 'minutes' | 'fiveMinutes' | 'hours' | 'fourHours';
+  readonly ms: number;
+  readonly size: number;
+  /** The uptime windows it answers, in buckets. */
+  readonly spans: readonly number[];
+}
+
+/**
+ * The rings each check keeps, finest first. A range is answered by the finest ring that spans it
+ * (1h: minutes; 24h: 5 minutes; 7d and 30d: hours; 90d: 4 hours), always in at least 60 buckets; each
+ * ring spans only what its ranges need: 26 KiB a check instead of 58 with 24 h of minutes and 90 days
+ * of hours (docs/history.md, "What is kept").
+ */
+export const TIERS: readonly Tier[] = [
+  { key: 'minutes', ms: MINUTE_MS, size: 60, spans: [] },
+  { key: 'fiveMinutes', ms: 5 * MINUTE_MS, size: 288, spans: [288] },
+  { key: 'hours', ms: HOUR_MS, size: 720, spans: [7 * 24, 30 * 24] },
+  { key: 'fourHours', ms: 4 * HOUR_MS, size: 540, spans: [] },
+];
+const DAY_TIER = 1;
+const WEEK_MONTH_TIER = 2;
+/** Versions 1 and 2 kept 24 h of minutes and 90 days of hours; fromJSON folds them into TIERS. */
+const LEGACY_MINUTES = 1440;
+const LEGACY_HOURS = 2160;
 /** Raw results kept per check. */
 export const RECENT_RESULTS = 60;
 export const MAX_TRANSITIONS = 1000;
@@ -30,8 +54,8 @@ export const MAX_TRANSITIONS = 1000;
 export const MAX_QUERY_BUCKETS = 500;
 export const DEFAULT_RANGE: RangeName = '24h';
 export const DEFAULT_QUERY_BUCKETS = 90;
-/** The state file's format; fromJSON also reads version 1 and refuses any other. */
-export const HISTORY_VERSION = 2;
+/** The state file's format; fromJSON also reads versions 1 and 2 and refuses any other. */
+export const HISTORY_VERSION = 3;
 
 const STATES: readonly CheckState[] = ['up', 'degraded', 'down'];
 const STATE_CODE: Readonly<Record<CheckState, number>> = { up: 0, degraded: 1, down: 2 };
@@ -157,7 +181,7 @@ const MAX_SUM_TENTHS = 0xffffffff;
 /** A recent result without a latency. */
 const NO_LATENCY = 0xffffffff;
 /** Room for one column of the longest ring while it is written out. */
-const COLUMN_SCRATCH = new Uint32Array(Math.max(MINUTE_BUCKETS, HOUR_BUCKETS));
+const COLUMN_SCRATCH = new Uint32Array(Math.max(LEGACY_HOURS, ...TIERS.map((t) => t.size)));
 
 interface ViewType<T> {
   new (buffer: ArrayBuffer, offset: number, length: number): T;
@@ -270,8 +294,8 @@ class Ring {
     this.buckets[at + SUM_HIGH] = Math.floor(tenths / 0x10000);
   }
 
-  /** Counts a run; `tenths` is at most MAX_LATENCY_TENTHS. A run beyond MAX_RUNS of its kind is not counted. */
-  add(index: number, state: number, tenths: number | null): void {
+  /** The slot of bucket `index`, moving the head to it when it is not the head (see the class). */
+  private slotFor(index: number): number {
     if (index !== this.cacheAt) this.cacheAt = -1;
     if (index > this.head) {
       this.clear(Math.max(this.head + 1, index - this.size + 1), index);
@@ -280,7 +304,12 @@ class Ring {
       this.clear(Math.max(index + 1, this.head - this.size + 1), this.head);
       this.head = index;
     }
-    const slot = index % this.size;
+    return index % this.size;
+  }
+
+  /** Counts a run; `tenths` is at most MAX_LATENCY_TENTHS. A run beyond MAX_RUNS of its kind is not counted. */
+  add(index: number, state: number, tenths: number | null): void {
+    const slot = this.slotFor(index);
     const at = slot * PER_BUCKET + state;
     // Saturated rather than wrapped: only a flood of runs faster than the shortest interval gets here.
     if (this.buckets[at] === MAX_RUNS) return;
@@ -300,6 +329,39 @@ class Ring {
     }
     this.buckets[at]++;
     this.setSum(slot, Math.min(this.sum(slot) + tenths, MAX_SUM_TENTHS));
+  }
+
+  /**
+   * Adds every held bucket of `source`, oldest first, to this ring's bucket that holds its start:
+   * `factor` of the source's buckets make one of this ring's. Counts saturate at MAX_RUNS.
+   */
+  mergeFrom(source: Ring, factor: number): void {
+    for (let index = Math.max(0, source.head - source.size + 1); index <= source.head; index++) {
+      const from = index % source.size;
+      const runs = source.runs(from);
+      if (runs === 0) continue;
+      const slot = this.slotFor(Math.floor(index / factor));
+      const measured = source.measured(from);
+      if (measured > 0) {
+        if (this.measured(slot) === 0) {
+          this.setMin(slot, source.min(from));
+          this.setMax(slot, source.max(from));
+        } else {
+          this.setMin(slot, Math.min(this.min(slot), source.min(from)));
+          this.setMax(slot, Math.max(this.max(slot), source.max(from)));
+        }
+        this.setSum(slot, Math.min(this.sum(slot) + source.sum(from), MAX_SUM_TENTHS));
+      }
+      if (runs > measured) {
+        this.noLatency ??= new Uint16Array(this.size);
+        this.noLatency[slot] = Math.min(this.noLatency[slot] + runs - measured, MAX_RUNS);
+      }
+      for (let state = 0; state < 3; state++) {
+        const at = slot * PER_BUCKET + state;
+        this.buckets[at] = Math.min(this.buckets[at] + source.buckets[from * PER_BUCKET + state], MAX_RUNS);
+      }
+      if (this.noLatency !== null) this.noLatency[slot] = Math.min(this.noLatency[slot], this.runs(slot));
+    }
   }
 
   /** Empties the buckets of indices first..last (at most one lap of the ring). */
@@ -517,12 +579,8 @@ function percent(ok: number, runs: number): number | null {
   return runs === 0 ? null : Math.floor((ok * 10_000) / runs) / 100;
 }
 
-/** The uptime windows in buckets: 24h of minutes; 7d and 30d of hours. */
-const DAY_SPANS: readonly number[] = [MINUTE_BUCKETS];
-const WEEK_MONTH_SPANS: readonly number[] = [7 * 24, 30 * 24];
-
-/** Bytes of a check's buffer: the latest results (Float64 time, Uint32 latency, Uint8 state) and both rings. */
-const CHECK_BYTES = RECENT_RESULTS * (8 + 4 + 1) + (MINUTE_BUCKETS + HOUR_BUCKETS) * PER_BUCKET * 2;
+/** Bytes of a check's buffer: the latest results (Float64 time, Uint32 latency, Uint8 state) and the rings. */
+const CHECK_BYTES = RECENT_RESULTS * (8 + 4 + 1) + TIERS.reduce((bytes, tier) => bytes + tier.size * PER_BUCKET * 2, 0);
 
 /** One check's buckets and latest results, in one buffer of CHECK_BYTES. */
 class CheckHistory {
@@ -530,8 +588,8 @@ class CheckHistory {
   /** Tenths of a ms, NO_LATENCY for a run without one. */
   readonly recentTenths: Uint32Array;
   readonly recentState: Uint8Array;
-  readonly minutes: Ring;
-  readonly hours: Ring;
+  /** One ring per TIERS entry, in that order. */
+  readonly rings: readonly Ring[];
   recentCount = 0;
   recentNext = 0;
 
@@ -540,14 +598,12 @@ class CheckHistory {
     const arena = new Arena(CHECK_BYTES);
     this.recentAtMs = arena.take(Float64Array, RECENT_RESULTS);
     this.recentTenths = arena.take(Uint32Array, RECENT_RESULTS);
-    this.minutes = new Ring(MINUTE_BUCKETS, DAY_SPANS, arena);
-    this.hours = new Ring(HOUR_BUCKETS, WEEK_MONTH_SPANS, arena);
+    this.rings = TIERS.map((tier) => new Ring(tier.size, tier.spans, arena));
     this.recentState = arena.take(Uint8Array, RECENT_RESULTS);
   }
 
   add(state: number, tenths: number | null, atMs: number): void {
-    this.minutes.add(Math.floor(atMs / MINUTE_MS), state, tenths);
-    this.hours.add(Math.floor(atMs / HOUR_MS), state, tenths);
+    for (let i = 0; i < TIERS.length; i++) this.rings[i].add(Math.floor(atMs / TIERS[i].ms), state, tenths);
     this.addRecent(atMs, state, tenths);
   }
 
@@ -577,10 +633,8 @@ class CheckHistory {
     for (const i of this.recentSlots()) {
       recent.push(`[${this.recentAtMs[i]},"${STATES[this.recentState[i]]}",${this.recentLatencyMs(i)}]`);
     }
-    return (
-      `{"name":${JSON.stringify(name)},"minutes":${this.minutes.toJSON()},"hours":${this.hours.toJSON()},` +
-      `"recent":[${recent.join(',')}]}`
-    );
+    const rings = TIERS.map((tier, i) => `"${tier.key}":${this.rings[i].toJSON()},`).join('');
+    return `{"name":${JSON.stringify(name)},${rings}"recent":[${recent.join(',')}]}`;
   }
 }
 
@@ -590,8 +644,8 @@ function tenthsOf(latencyMs: number): number {
 }
 
 interface Plan {
-  /** Minute buckets (1h, 24h) or hour buckets. */
-  readonly minutes: boolean;
+  /** The TIERS entry whose ring answers the range. */
+  readonly tier: number;
   /** Index of the range's first bucket, and how many buckets the range has. */
   readonly first: number;
   readonly n: number;
@@ -686,22 +740,22 @@ export class History {
 
   /**
    * Percent of the check's runs whose state was not down, floored to two decimals, null without runs:
-   * 24h over the minute buckets of the last 24 h, 7d and 30d over the hour buckets, each window
+   * 24h over the 5-minute buckets of the last 24 h, 7d and 30d over the hour buckets, each window
    * ending with the bucket that holds `nowMs`. Cheap enough for every check on every snapshot: the
-   * finished buckets are summed once per minute (24h) and once per hour (7d, 30d).
+   * finished buckets are summed once per 5 minutes (24h) and once per hour (7d, 30d).
    */
   uptime(check: string, nowMs: number): Uptime {
     const history = this.#checks.get(check);
     if (history === undefined) return { '24h': null, '7d': null, '30d': null };
-    history.minutes.uptime(Math.floor(nowMs / MINUTE_MS), this.#day);
-    history.hours.uptime(Math.floor(nowMs / HOUR_MS), this.#weekMonth);
+    history.rings[DAY_TIER].uptime(Math.floor(nowMs / TIERS[DAY_TIER].ms), this.#day);
+    history.rings[WEEK_MONTH_TIER].uptime(Math.floor(nowMs / TIERS[WEEK_MONTH_TIER].ms), this.#weekMonth);
     return { '24h': this.#day[0], '7d': this.#weekMonth[0], '30d': this.#weekMonth[1] };
   }
 
   /**
    * GET /history's body as objects (see queryJson() for the same body as text, cheaper to send).
-   * The range ends with the end of the bucket that holds `nowMs` (minute buckets for 1h and 24h, hour
-   * buckets for 7d, 30d and 90d), so slices line up with whole buckets. Each bucket counts once, in the
+   * The range ends with the end of the bucket that holds `nowMs` (in the ring of TIERS that answers the
+   * range), so slices line up with whole buckets. Each bucket counts once, in the
    * slice its start falls in: a slice shorter than a bucket that holds no bucket's start is empty.
    * Transitions are those in [from, to) of the checks asked, and the overall ones unless `overall` is false.
    */
@@ -734,7 +788,7 @@ export class History {
     const slices = plan.slices;
     slices.reset();
     const history = this.#checks.get(name);
-    if (history !== undefined) (plan.minutes ? history.minutes : history.hours).accumulate(plan.first, plan.n, slices);
+    if (history !== undefined) history.rings[plan.tier].accumulate(plan.first, plan.n, slices);
     const buckets: HistoryBucket[] = [];
     for (let s = 0; s < plan.starts.length; s++) {
       const count = slices.count[s];
@@ -764,8 +818,8 @@ export class History {
     if (!Number.isInteger(count) || count < 1 || count > MAX_QUERY_BUCKETS) {
       throw new RangeError(`history: buckets must be an integer 1-${MAX_QUERY_BUCKETS}, got ${show(count)}`);
     }
-    const minutes = rangeMs <= DAY_MS;
-    const resolutionMs = minutes ? MINUTE_MS : HOUR_MS;
+    const tier = TIERS.findIndex((t) => t.ms * t.size >= rangeMs);
+    const resolutionMs = TIERS[tier].ms;
     const n = rangeMs / resolutionMs;
     const current = Math.floor(nowMs / resolutionMs);
     const toMs = (current + 1) * resolutionMs;
@@ -781,7 +835,7 @@ export class History {
       if (t.check === null ? overall : wanted.has(t.check)) transitions.push(t);
     }
     return {
-      minutes,
+      tier,
       first: current - n + 1,
       n,
       from: new Date(fromMs).toISOString(),
@@ -811,8 +865,8 @@ export class History {
   static fromJSON(value: unknown): History {
     const o = record(value, 'history');
     const version = o.version;
-    if (version !== 1 && version !== HISTORY_VERSION) {
-      fail(`history.version must be 1 or ${HISTORY_VERSION}, got ${show(version)}`);
+    if (version !== 1 && version !== 2 && version !== HISTORY_VERSION) {
+      fail(`history.version must be 1, 2 or ${HISTORY_VERSION}, got ${show(version)}`);
     }
     if (!Array.isArray(o.transitions)) fail(`history.transitions must be an array, got ${describe(o.transitions)}`);
     if (!Array.isArray(o.checks)) fail(`history.checks must be an array, got ${describe(o.checks)}`);
@@ -826,8 +880,21 @@ export class History {
       if (typeof entry.name !== 'string') fail(`${where}.name must be a string, got ${show(entry.name)}`);
       if (history.#checks.has(entry.name)) fail(`${where}.name ${JSON.stringify(entry.name)} appears twice`);
       const check = new CheckHistory();
-      check.minutes.load(entry.minutes, `${where}.minutes`, version);
-      check.hours.load(entry.hours, `${where}.hours`, version);
+      if (version === HISTORY_VERSION) {
+        TIERS.forEach((tier, t) => {
+          check.rings[t].load(entry[tier.key], `${where}.${tier.key}`, version);
+        });
+      } else {
+        // 24 h of minutes and 90 days of hours, each folded into the rings it feeds.
+        const minutes = new Ring(LEGACY_MINUTES, [], new Arena(LEGACY_MINUTES * PER_BUCKET * 2));
+        const hours = new Ring(LEGACY_HOURS, [], new Arena(LEGACY_HOURS * PER_BUCKET * 2));
+        minutes.load(entry.minutes, `${where}.minutes`, version);
+        hours.load(entry.hours, `${where}.hours`, version);
+        TIERS.forEach((tier, t) => {
+          const source = tier.ms < HOUR_MS ? minutes : hours;
+          check.rings[t].mergeFrom(source, tier.ms / (tier.ms < HOUR_MS ? MINUTE_MS : HOUR_MS));
+        });
+      }
       const recent = entry.recent;
       if (!Array.isArray(recent) || recent.length > RECENT_RESULTS) {
         fail(`${where}.recent must be an array of at most ${RECENT_RESULTS} results, got ${describe(recent)}`);

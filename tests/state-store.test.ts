@@ -148,7 +148,7 @@ test('a state file that revive refuses is renamed aside with the reason', () => 
   assertSetAside(
     dir,
     bytes,
-    /^state file history\.json is not a valid state file: history\.version must be 1 or 2, got 99/,
+    /^state file history\.json is not a valid state file: history\.version must be 1, 2 or 3, got 99/,
     History.fromJSON,
   );
 });
