@@ -104,7 +104,7 @@ test('checks that start together run spread over their interval, each in its own
     const n = runs.filter((s) => s.path === `/spread${i}`).length;
     assert.ok(n >= 3 && n <= 5, `check s${i} ran ${n} times in 3.5 intervals`);
   }
-  // In step, all 20 would land in the same few ms of every interval; spread, about 2 in any 100 ms.
+  // In step, all 20 would land in the same few ms of every interval; spread in steps of 250 ms, 5.
   const times = runs.map((s) => s.atMs).sort((a, b) => a - b);
   const steady = times.filter((t) => t >= times[0] + 1.5 * INTERVAL_MS);
   let most = 0;
