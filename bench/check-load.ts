@@ -29,11 +29,16 @@ export interface CheckLoadResult extends Scenario {
   readonly seconds: number;
   /** Service CPU over the window, % of one core. */
   readonly cpuPercent: number;
+  /** VmRSS sampled once a second over the window: median and maximum, MiB. */
   readonly rssMiB: number;
+  readonly rssMiBMax: number;
   /** Build + serialize time of a snapshot (status_snapshot_build_seconds), sampled each second. */
   readonly buildMsMedian: number;
   readonly buildMsMax: number;
   readonly snapshotBytes: number;
+  /** The checks' latencies in the last snapshot, as the service measured them: median and p99, ms. */
+  readonly latencyMsMedian: number;
+  readonly latencyMsP99: number;
   /** Check runs the target answered in the window, against the runs expected. */
   readonly runs: number;
   readonly expectedRuns: number;
@@ -155,26 +160,37 @@ export async function runScenario(
     const ticks0 = cpuTicks(pid);
     const started = performance.now();
     const builds: number[] = [];
+    const rss: number[] = [];
     let snapshotBytes = 0;
     while (performance.now() - started < seconds * 1000) {
       await sleep(1000);
       const metrics = await get(`${base}/metrics`);
       const line = metrics.split('\n').find((l) => l.startsWith('status_snapshot_build_seconds '));
       if (line !== undefined) builds.push(Number(line.split(' ')[1]) * 1000);
+      rss.push(rssBytes(pid) / 1048576);
     }
     const elapsedS = (performance.now() - started) / 1000;
     const cpuPercent = ((cpuTicks(pid) - ticks0) / clockTicksPerSecond() / elapsedS) * 100;
     const runs = (await countRuns()) - runs0;
-    snapshotBytes = Buffer.byteLength(await get(`${base}/status`));
+    const status = await get(`${base}/status`);
+    snapshotBytes = Buffer.byteLength(status);
+    const latencies = (JSON.parse(status) as { checks: { latencyMs: number | null }[] }).checks
+      .map((c) => c.latencyMs ?? Number.NaN)
+      .sort((a, b) => a - b);
+    const percentile = (p: number): number => latencies[Math.floor(p * (latencies.length - 1))] ?? 0;
     builds.sort((a, b) => a - b);
+    rss.sort((a, b) => a - b);
     return {
       ...scenario,
       seconds: Math.round(elapsedS),
       cpuPercent: Math.round(cpuPercent * 10) / 10,
-      rssMiB: Math.round((rssBytes(pid) / 1048576) * 10) / 10,
+      rssMiB: Math.round((rss[rss.length >> 1] ?? 0) * 10) / 10,
+      rssMiBMax: Math.round((rss.at(-1) ?? 0) * 10) / 10,
       buildMsMedian: Math.round((builds[builds.length >> 1] ?? 0) * 100) / 100,
       buildMsMax: Math.round((builds.at(-1) ?? 0) * 100) / 100,
       snapshotBytes,
+      latencyMsMedian: percentile(0.5),
+      latencyMsP99: percentile(0.99),
       runs,
       expectedRuns: Math.round((scenario.checks * elapsedS * 1000) / scenario.intervalMs),
     };
@@ -217,14 +233,15 @@ async function findPort(pid: number): Promise<number> {
 export function formatResults(results: readonly CheckLoadResult[], nodeName: string): string {
   const rows = results.map(
     (r) =>
-      `| ${r.checks} | ${r.intervalMs / 1000} s | ${r.cpuPercent} % | ${r.rssMiB} MiB | ` +
-      `${r.buildMsMedian} / ${r.buildMsMax} ms | ${(r.snapshotBytes / 1024).toFixed(1)} KiB | ${r.runs} / ${r.expectedRuns} |`,
+      `| ${r.checks} | ${r.intervalMs / 1000} s | ${r.cpuPercent} % | ${r.rssMiB} / ${r.rssMiBMax} MiB | ` +
+      `${r.buildMsMedian} / ${r.buildMsMax} ms | ${(r.snapshotBytes / 1024).toFixed(1)} KiB | ` +
+      `${r.latencyMsMedian} / ${r.latencyMsP99} ms | ${r.runs} / ${r.expectedRuns} |`,
   );
   return [
     `check load on ${nodeName}`,
     '',
-    '| checks | interval | CPU (one core) | RSS | snapshot build median / max | snapshot | runs / expected |',
-    '|---|---|---|---|---|---|---|',
+    '| checks | interval | CPU (one core) | RSS median / max | snapshot build median / max | snapshot | check latency median / p99 | runs / expected |',
+    '|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }
