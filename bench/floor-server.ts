@@ -78,6 +78,14 @@ function snapshot(): string {
     sample.time = new Date().toISOString();
     return JSON.stringify(sample);
   }
+  return floorSnapshot(VERSION, streams.size, SNAPSHOT_CHARS);
+}
+
+/**
+ * What status.ts reports with no check (the host and the process), padded to `chars` when that is
+ * set; bench/http-floor-server.ts sends the same.
+ */
+export function floorSnapshot(version: string, clients: number, chars: number): string {
   const json = JSON.stringify({
     status: 'up',
     time: new Date().toISOString(),
@@ -90,13 +98,13 @@ function snapshot(): string {
       uptimeSeconds: os.uptime(),
     },
     service: {
-      version: VERSION,
+      version,
       uptimeSeconds: process.uptime(),
-      clients: streams.size,
+      clients,
       rssBytes: process.memoryUsage.rss(),
     },
   });
-  const pad = SNAPSHOT_CHARS - json.length - ',"pad":""'.length;
+  const pad = chars - json.length - ',"pad":""'.length;
   return pad > 0 ? `${json.slice(0, -1)},"pad":"${'x'.repeat(pad)}"}` : json;
 }
 

@@ -15,9 +15,9 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
-import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { encodeChunk, SSE_HEADERS } from '../sse.ts';
+import { floorSnapshot } from './floor-server.ts';
 
 const PORT = Number(process.env.PORT ?? 0);
 const HOST = process.env.HOST ?? '127.0.0.1';
@@ -32,26 +32,7 @@ let seq = 0;
 
 // bench/floor-server.ts's snapshot, padded to SNAPSHOT_CHARS when that is set.
 function snapshot(): string {
-  const json = JSON.stringify({
-    status: 'up',
-    time: new Date().toISOString(),
-    checks: [],
-    host: {
-      hostname: os.hostname(),
-      loadavg: os.loadavg(),
-      memTotalBytes: os.totalmem(),
-      memFreeBytes: os.freemem(),
-      uptimeSeconds: os.uptime(),
-    },
-    service: {
-      version: '0.0.0-http-floor',
-      uptimeSeconds: process.uptime(),
-      clients: streams.size,
-      rssBytes: process.memoryUsage.rss(),
-    },
-  });
-  const pad = SNAPSHOT_CHARS - json.length - ',"pad":""'.length;
-  return pad > 0 ? `${json.slice(0, -1)},"pad":"${'x'.repeat(pad)}"}` : json;
+  return floorSnapshot('0.0.0-http-floor', streams.size, SNAPSHOT_CHARS);
 }
 
 function main(): void {
