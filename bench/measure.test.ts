@@ -3,6 +3,7 @@
 // Run: node --import tsx --test bench/measure.test.ts
 
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
 import { test } from 'node:test';
 import {
   clockTicksPerSecond,
@@ -19,6 +20,7 @@ import {
   RssSampler,
   readCounters,
   rssBytes,
+  settledFds,
   ticksToUs,
   waitForRelease,
   watchRssReturn,
@@ -34,6 +36,14 @@ test('a process is read from /proc: RSS, CPU ticks split into user and kernel, o
   assert.ok(cpuTicks(pid) >= user + system);
   assert.ok(openFds(pid) >= 3);
   assert.throws(() => rssBytes(0x7fffffff), /ENOENT/);
+});
+
+test('settled descriptors: the fewest over the window, so a socket that comes and goes is not counted', async () => {
+  const before = openFds(process.pid);
+  const fd = openSync('/dev/null', 'r');
+  setTimeout(() => closeSync(fd), 100);
+  assert.equal(openFds(process.pid), before + 1);
+  assert.ok((await settledFds(process.pid, 300)) <= before);
 });
 
 test('the machine is read too: busy ticks, listen-queue overflows, the open-files limit and a description', () => {

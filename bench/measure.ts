@@ -183,6 +183,20 @@ export class RssSampler {
   }
 }
 
+/**
+ * The fewest descriptors the server held over `ms`: a check's or an alert's socket comes and goes
+ * (the poller runs its checks in steps spread over the interval), a stream's socket that was not
+ * released stays.
+ */
+export async function settledFds(pid: number, ms = 500): Promise<number> {
+  let fewest = openFds(pid);
+  for (const end = now() + ms; now() < end; ) {
+    await sleep(RELEASE_POLL_MS);
+    fewest = Math.min(fewest, openFds(pid));
+  }
+  return fewest;
+}
+
 /** When the server's descriptor count is back to `fdsBefore` (0: not within the timeout). */
 export async function waitForRelease(pid: number, fdsBefore: number, leavingAt: number): Promise<number> {
   const deadline = leavingAt + RELEASE_TIMEOUT_MS;

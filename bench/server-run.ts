@@ -24,6 +24,7 @@ import {
   readCounters,
   rssBytes,
   type ServerResult,
+  settledFds,
   type WorldReport,
   waitForRelease,
   watchRssReturn,
@@ -243,7 +244,7 @@ async function underLoad(
   const result: LoadgenResult = probe.result;
   const releasedAt = await probe.released;
   const after = await watchRssReturn(pid, before.rss, probe.leavingAt, o.afterMaxMs);
-  const fdsAfter = openFds(pid);
+  const fdsAfter = await settledFds(pid);
   const [roundsAtStart, roundsAtEnd] = await Promise.all([probe.roundsAtStart, probe.roundsAtEnd]);
   const readings: Readings = {
     rssBefore: before.rss,
