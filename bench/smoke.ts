@@ -15,37 +15,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT, withDeadline } from '../tests/helpers.ts';
+import type { ServerResult } from './measure.ts';
 
 const CLIENTS = 40;
 const INTERVAL_MS = 200;
 const SECONDS = 1;
 /** Less wait before the window than the bench's 2 s: 40 streams settle at once. */
 const SETTLE_MS = 300;
-
-interface Result {
-  name: string;
-  withFirstEvent: number;
-  delivered: number;
-  expected: number;
-  lost: number;
-  checkRoundsInWindow: number | null;
-  cpuUsPerEvent: number;
-  memPerStreamKiB: number;
-  latencyP99Ms: number;
-  releaseMs: number;
-  listenOverflows: number;
-  fdsBefore: number;
-  fdsAfter: number;
-  filteredStreams: number;
-  snapshotsDelivered: number;
-  appEventsDelivered: number;
-  changesDelivered: number;
-  appEventsInWindow: number;
-  changesInWindow: number;
-  filterLeaks: number;
-  snapshotBytes: number;
-  world: { published: number; publishFailed: number; alerts: number[]; targetRequests: number } | null;
-}
 
 type Outcome = { code: number | null; stdout: string; stderr: string };
 
@@ -90,8 +66,8 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
     assert.equal(code, 0, `bench failed:\n${stderr}`);
 
     const report = JSON.parse(readFileSync(out, 'utf8')) as {
-      results: Result[];
-      runs: Result[];
+      results: ServerResult[];
+      runs: ServerResult[];
       ratios: Record<string, Record<string, number | null>>;
     };
     assert.deepEqual(
@@ -132,7 +108,7 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
       assert.equal(r.listenOverflows, 0, `${r.name}: no listen queue overflow at ${CLIENTS} connections`);
       assert.equal(r.fdsAfter, r.fdsBefore, `${r.name}: every socket released`);
     }
-    const [ours, naive, floor] = report.results as [Result, Result, Result];
+    const [ours, naive, floor] = report.results as [ServerResult, ServerResult, ServerResult];
     // One shared round per interval, whatever the number of streams, delivered to all of them.
     for (const shared of [ours, floor]) {
       assert.equal(shared.delivered, shared.expected, `${shared.name}: every event delivered`);
@@ -143,7 +119,7 @@ test(TITLE, { timeout: DEADLINE_MS + 10_000 }, async () => {
     assert.ok(naive.delivered > 0);
     // Ratios to both baselines, in the JSON and as columns of the table.
     const label = 'latency p99 (ms)';
-    const ratio = (other: Result): number => Math.round((ours.latencyP99Ms / other.latencyP99Ms) * 10000) / 10000;
+    const ratio = (other: ServerResult): number => Math.round((ours.latencyP99Ms / other.latencyP99Ms) * 10000) / 10000;
     assert.equal(report.ratios.naive?.[label], ratio(naive));
     assert.equal(report.ratios.floor?.[label], ratio(floor));
     const header = stdout.split('\n').find((line) => line.startsWith('| metric'));
@@ -176,7 +152,7 @@ test(FULL_TITLE, { timeout: FULL_DEADLINE_MS + 10_000 }, async () => {
     const { code, stdout, stderr } = await runBench(args, FULL_DEADLINE_MS);
     assert.equal(code, 0, `bench failed:\n${stderr}`);
     const report = JSON.parse(readFileSync(out, 'utf8')) as {
-      results: Result[];
+      results: ServerResult[];
       ratios: Record<string, Record<string, number | null>>;
       ratioTargets: { ratio: string; row: string; value: number | null; max: number; met: boolean }[];
     };
@@ -184,7 +160,7 @@ test(FULL_TITLE, { timeout: FULL_DEADLINE_MS + 10_000 }, async () => {
       report.results.map((r) => r.name),
       ['status-stream', 'full', 'floor-full'],
     );
-    const [bare, full, floor] = report.results as [Result, Result, Result];
+    const [bare, full, floor] = report.results as [ServerResult, ServerResult, ServerResult];
     const rounds = (FULL_SECONDS * 1000) / FULL_INTERVAL_MS;
     for (const r of report.results) {
       assert.equal(r.withFirstEvent, CLIENTS, `${r.name}: every stream got a first event`);
@@ -217,7 +193,7 @@ test(FULL_TITLE, { timeout: FULL_DEADLINE_MS + 10_000 }, async () => {
 
     const label = 'server CPU per delivered event (us)';
     // At 40 streams a server can spend less than one clock tick in the window: no ratio then (null).
-    const ratio = (a: Result, b: Result): number | null =>
+    const ratio = (a: ServerResult, b: ServerResult): number | null =>
       b.cpuUsPerEvent === 0 ? null : Math.round((a.cpuUsPerEvent / b.cpuUsPerEvent) * 10000) / 10000;
     assert.equal(report.ratios.bare?.[label], ratio(full, bare));
     assert.equal(report.ratios['floor-full']?.[label], ratio(full, floor));
