@@ -210,6 +210,7 @@ function drain({ config, log, server, hub, poller, state, alerter }: Parts): Pro
     state.stopSaving();
     const grace = setTimeout(() => {
       log.warn('shutdown grace ran out: closing what is left', { streams: hub.size, alerts: alerter.waiting });
+      hub.destroyAll();
       server.closeAllConnections();
       alerter.stop();
       resolve();

@@ -139,6 +139,8 @@ interface Broadcast {
 /** One open stream. Deliberately small: 10,000 of these are held at once. */
 export class SseStream {
   readonly res: ServerResponse;
+  /** Its connection, also once the response has let go of it (after shutdown's end). */
+  readonly socket: Socket;
   /** The event types it receives; null = all. */
   readonly events: EventFilter;
   /** Date.now() of the last frame written; the shared heartbeat sweep reads it. */
@@ -150,8 +152,9 @@ export class SseStream {
   openingBacklogBytes = 0;
   /** Why the server closed it; stays 'client' when the client went away. */
   closeReason: CloseReason = 'client';
-  constructor(res: ServerResponse, events: EventFilter) {
+  constructor(res: ServerResponse, socket: Socket, events: EventFilter) {
     this.res = res;
+    this.socket = socket;
     this.events = events;
   }
 }
@@ -252,7 +255,7 @@ export class SseHub {
       this.stats.dropped.full++;
       return 'full';
     }
-    const stream = new SseStream(res, options.events);
+    const stream = new SseStream(res, socket, options.events);
     this.#streams.add(stream);
     this.stats.connectionsTotal++;
     // The connection's 'close' comes for every way a stream ends: client gone, dropped, shut down.
@@ -369,11 +372,20 @@ export class SseHub {
       const jitterMs = Math.floor(Math.random() * (retryMs + 1));
       this.#write(stream, Buffer.from(formatFrame({ retry: retryMs + jitterMs })), now);
       this.#writeEvent(stream, DONE, now);
-      const socket = stream.res.socket;
-      if (socket !== null) sockets.push(socket);
-      stream.res.end(() => socket?.end());
+      const socket = stream.socket;
+      sockets.push(socket);
+      stream.res.end(() => socket.end());
     }
-    if (sockets.length > 0) setTimeout(destroyAll, DONE_LINGER_MS, sockets).unref();
+    if (sockets.length > 0) setTimeout(destroySockets, DONE_LINGER_MS, sockets).unref();
+  }
+
+  /**
+   * Cuts every stream's connection now: the end of the shutdown grace. Node's
+   * server.closeAllConnections() does not reach them, as they gave back their parsers
+   * (http/connections.ts, releaseParser).
+   */
+  destroyAll(): void {
+    destroySockets(Array.from(this.#streams, (stream) => stream.socket));
   }
 
   /** Writes one frame unless the stream is gone or now dropped as slow. */
@@ -476,6 +488,6 @@ function passes(stream: SseStream, type: string): boolean {
   return stream.events === null || stream.events.has(type);
 }
 
-function destroyAll(sockets: readonly Socket[]): void {
+function destroySockets(sockets: readonly Socket[]): void {
   for (const socket of sockets) if (!socket.destroyed) socket.destroy();
 }

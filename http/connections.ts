@@ -1,6 +1,7 @@
 // http/connections.ts: what a connection may cost before it is a request: a cap on open
 // connections below the descriptor limit, a deadline for the request head and body, a cap
-// on pipelined requests, and accept errors (EMFILE) that are logged, never fatal.
+// on pipelined requests, and accept errors (EMFILE) that are logged, never fatal; and what
+// it costs once it is a stream: its request parser is given back.
 
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -84,4 +85,41 @@ export function admitPipelined(req: IncomingMessage, res: ServerResponse): boole
   waiting.set(socket, count);
   res.once('close', () => waiting.set(socket, (waiting.get(socket) ?? 1) - 1));
   return true;
+}
+
+type FreeParser = (parser: object, req: null, socket: Socket) => void;
+
+// Node's own release of a connection's parser (lib/_http_common.js), what its server does when
+// a connection is upgraded. Not a documented API: looked up once, and where a Node does not
+// have it, streams simply keep their parsers.
+const freeParser = (process.getBuiltinModule('_http_common') as { freeParser?: FreeParser } | undefined)?.freeParser;
+
+/** Whether this Node lets a stream's connection give its request parser back. */
+export const canReleaseParser = typeof freeParser === 'function';
+
+/**
+ * Gives back the request parser of a connection that now carries a stream, on the next turn
+ * of the event loop (the parser may still be on the stack). Node keeps a parser per
+ * connection, for its next request, until the connection closes; a stream's connection has
+ * no next request, and from Node 24.14 on each parser holds an 8 KiB slab: 5.7 KiB of RSS
+ * per stream (bench/README.md, "Memory per stream on Node 24").
+ *
+ * As Node does for an upgrade, the server's 'data' and 'end' listeners go with the parser,
+ * so that no byte of this connection can reach the parser once another connection reuses
+ * it. From then on the client has nothing more to say: a byte from it closes the connection
+ * (a request behind a stream would never be answered), and its FIN ends the connection, as
+ * Node's server ends it.
+ */
+export function releaseParser(socket: Socket): void {
+  if (canReleaseParser) setImmediate(release, socket);
+}
+
+function release(socket: Socket): void {
+  const parser = (socket as Socket & { parser?: object | null }).parser;
+  if (parser == null || socket.destroyed || freeParser === undefined) return;
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  freeParser(parser, null, socket);
+  socket.on('data', () => socket.destroy());
+  socket.on('end', () => socket.end());
 }

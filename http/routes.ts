@@ -8,11 +8,11 @@ import type { Config } from '../config.ts';
 import { parseHistoryQuery } from '../history.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../metrics.ts';
 import type { EventFilter } from '../replay.ts';
-import { parseEventFilter, SSE_HEADERS, SseError, type SseHub } from '../sse.ts';
+import { parseEventFilter, SSE_HEADERS, SseError, type SseHub, SseStream } from '../sse.ts';
 import type { ServiceState } from '../state.ts';
 import type { StatusPoller } from '../status.ts';
 import type { AccessCheck } from './access.ts';
-import type { ConnectionStats } from './connections.ts';
+import { type ConnectionStats, releaseParser } from './connections.ts';
 import { type Page, tokenCookie } from './page.ts';
 import { type Headers, send, sendError, sendJson } from './reply.ts';
 import type { RequestContext, Route } from './router.ts';
@@ -67,7 +67,8 @@ export function createRoutes(parts: RouteParts): Record<string, Route> {
     const lastEventId = firstHeader(req.headers['last-event-id']) ?? query.get('lastEventId');
     const open = (): void => {
       const opened = hub.open(res, { lastEventId, events });
-      if (opened === 'full') unavailable(res, 'too many streams');
+      if (opened instanceof SseStream) releaseParser(req.socket);
+      else if (opened === 'full') unavailable(res, 'too many streams');
       // Pipelined behind another response: it opens when that one is done and Node hands
       // this one the socket. Behind a stream, that never happens: it holds no slot and
       // nothing is written (docs/operations.md, one stream per connection).

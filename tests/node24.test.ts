@@ -3,9 +3,10 @@
 // of the `node@24` npm package, which .ci/run installs into .cache/node24.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { openStream, ROOT, request, skipUnless, startService } from './helpers.ts';
+import { openStream, ROOT, request, skipUnless, sleep, startService, waitFor, withDeadline } from './helpers.ts';
 
 const NODE24 = process.env.NODE24_BIN ?? join(ROOT, '.cache/node24/node_modules/node/bin/node');
 
@@ -26,6 +27,33 @@ test('`node server.ts` on Node 24 streams status with no build step and stops cl
     // Type stripping is stable in Node 24: nothing on stderr, not even a warning.
     assert.equal(service.stderr.join(''), '');
   } finally {
+    await service.stop('SIGKILL');
+  }
+});
+
+test("on Node 24 a stream's connection gives its request parser back", {
+  skip: skipUnless(NODE24, 'Node 24 (npm install --prefix .cache/node24 node@24)'),
+}, async () => {
+  const service = await startService({ STATUS_INTERVAL_MS: '300' }, { node: NODE24 });
+  const socket = net.connect({ host: '127.0.0.1', port: service.port });
+  try {
+    socket.on('error', () => {});
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+    });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n');
+    await waitFor(() => /\ndata: /.test(received), 10_000, 'the first snapshot');
+    await sleep(100);
+    // With its parser, Node would hold this request behind the stream and keep the
+    // connection; without it, the service closes the connection.
+    socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await withDeadline(closed, 5000, 'the connection to close');
+    assert.equal(received.match(/HTTP\/1\.1 /g)?.length, 1);
+    assert.equal(await service.stop(), 0);
+  } finally {
+    socket.destroy();
     await service.stop('SIGKILL');
   }
 });

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import { test } from 'node:test';
 import { type SseEvent as ParsedEvent, ResponseParser, SseParser } from '../bench/sse-parser.ts';
+import { canReleaseParser } from '../http/connections.ts';
 import { DONE_LINGER_MS, SseHub, type SseStream } from '../sse.ts';
 import { openStream, request, sleep, startHubServer, startInProcess, waitFor, withDeadline } from './helpers.ts';
 
@@ -211,5 +212,55 @@ test('a stream whose response was destroyed is unregistered by the next write, b
     assert.equal(closed.length, 1);
   } finally {
     await hubServer.close();
+  }
+});
+
+test("a stream's connection gives its parser back; a byte from its client then closes it", async () => {
+  assert.ok(canReleaseParser, `Node ${process.version} has no parser to release`);
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', HEARTBEAT_MS: '0', LOG_LEVEL: 'error' });
+  const serverSide: net.Socket[] = [];
+  service.server.on('connection', (socket: net.Socket) => serverSide.push(socket));
+  const conn = await rawStream(service.port, GET);
+  // Another connection, opened after the release, gets the released parser from Node's pool.
+  const other = await rawStream(service.port, '');
+  try {
+    await waitFor(() => conn.events.length === 1, 10_000, 'the first snapshot');
+    const parserOf = (socket: net.Socket): unknown => (socket as net.Socket & { parser?: unknown }).parser;
+    await waitFor(() => parserOf(serverSide[0]) === null, 5000, "the stream's parser to be released");
+    const healthz = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    other.socket.write(healthz);
+    await waitFor(() => /ok/.test(other.text()), 5000, 'the first answer on the other connection');
+    // The stream's client speaks: its bytes close its own connection and reach no parser.
+    conn.socket.write(healthz);
+    await withDeadline(conn.closed, 5000, "the stream's connection to close");
+    await waitFor(() => service.hub.size === 0, 5000, 'the stream to be unregistered');
+    other.socket.write(healthz);
+    await waitFor(() => other.text().match(/HTTP\/1\.1 200/g)?.length === 2, 5000, 'the second answer');
+    await sleep(100);
+    assert.equal(other.text().match(/HTTP\/1\.1 /g)?.length, 2, 'the other connection got its own two answers only');
+    assert.equal(conn.text().match(/HTTP\/1\.1 /g)?.length, 1, 'the stream got no answer to its bytes');
+  } finally {
+    conn.socket.destroy();
+    other.socket.destroy();
+    await service.close();
+  }
+});
+
+test("a stream's client that half-closes its connection gets it closed, as before the parser went", async () => {
+  const service = await startInProcess({ STATUS_INTERVAL_MS: '60000', HEARTBEAT_MS: '0', LOG_LEVEL: 'error' });
+  let serverSide: net.Socket | undefined;
+  service.server.once('connection', (socket: net.Socket) => {
+    serverSide = socket;
+  });
+  const conn = await rawStream(service.port, GET, { port: service.port, allowHalfOpen: true });
+  try {
+    await waitFor(() => conn.events.length === 1, 10_000, 'the first snapshot');
+    await waitFor(() => (serverSide as { parser?: unknown } | undefined)?.parser === null, 5000, 'the release');
+    conn.socket.end();
+    await withDeadline(conn.closed, 5000, 'the server to end the connection');
+    await waitFor(() => service.hub.size === 0, 5000, 'the stream to be unregistered');
+  } finally {
+    conn.socket.destroy();
+    await service.close();
   }
 });

@@ -681,7 +681,7 @@ describe('the write API of a service with PUBLISH_TOKEN and AUTH_TOKEN', { timeo
         (JSON.parse((await write(svc.url, 'POST', '/publish', { event: 'deploy', data })).body) as { id: string }).id;
       const before = await publish('before');
       await waitFor(() => got.length === 1, 10_000, 'the first deploy');
-      svc.server.closeAllConnections(); // the client reconnects after RETRY_MS with Last-Event-ID
+      svc.hub.destroyAll(); // the client reconnects after RETRY_MS with Last-Event-ID
       const later = [await publish('after 1'), await publish('after 2')];
       await waitFor(() => got.length >= 3 && opened >= 2, 15_000, 'the deploys after the reconnect');
       await sleep(200);
