@@ -39,6 +39,7 @@ test('the levers are passed to the server and named in the report', () => {
   const r = httpMemory([
     ...['--connections', '20', '--node-arg=--max-semi-space-size=2', '--env', 'MALLOC_ARENA_MAX=2'],
     ...['--option', 'maxHeaderSize=4096', '--no-delay', '--headers-timeout', '0', '--checking-interval', '5000'],
+    '--release-parser',
   ]);
   assert.equal(r.status, 0, r.stderr);
   const [title, header, held, afterGc] = r.stdout.trim().split('\n');
@@ -46,7 +47,7 @@ test('the levers are passed to the server and named in the report', () => {
     title ?? '',
     /^Node v[\d.]+, 20 connections, mode sse, --max-semi-space-size=2, MALLOC_ARENA_MAX=2, maxHeaderSize: 4096, /,
   );
-  assert.match(title ?? '', /connectionsCheckingInterval: 5000, noDelay=true, headersTimeout=0$/);
+  assert.match(title ?? '', /connectionsCheckingInterval: 5000, noDelay=true, releaseParser=true, headersTimeout=0$/);
   assert.match(header ?? '', /^KiB\/conn +VmRSS \[heap\] +anon/);
   assert.match(held ?? '', /^held( +-?\d+\.\d\d){8}$/);
   assert.match(afterGc ?? '', /^after gc( +-?\d+\.\d\d){8}$/);

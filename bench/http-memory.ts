@@ -11,7 +11,7 @@
 //
 //   node bench/http-memory.ts [--connections 10000] [--node PATH] [--mode sse|idle|net]
 //       [--node-arg FLAG]... [--env NAME=VALUE]... [--option NAME=JSON]... [--no-delay]
-//       [--headers-timeout MS] [--request-timeout MS] [--checking-interval MS] [--settle 2000]
+//       [--release-parser] [--headers-timeout MS] [--request-timeout MS] [--checking-interval MS] [--settle 2000]
 //       [--deadline 180] [--json]
 //   (Node 20: node --import tsx bench/http-memory.ts ...; --node may be any Node >= 20)
 //
@@ -21,6 +21,8 @@
 // --option NAME=JSON: an option of http.createServer (highWaterMark=1024,
 //     maxHeaderSize=8192, requireHostHeader=false, keepAlive=true, insecureHTTPParser=false).
 // --no-delay: res.socket.setNoDelay(true) on every response.
+// --release-parser: once the head is written, the connection gives its request parser back,
+//     as Node does for an upgrade and status-stream does for a stream (http/connections.ts).
 // --headers-timeout, --request-timeout, --checking-interval: server.headersTimeout,
 //     server.requestTimeout, and the connectionsCheckingInterval option.
 // Figures and what they showed: bench/README.md, "Memory per stream on Node 24".
@@ -98,6 +100,7 @@ function serve(): void {
           if (tweaks.noDelay === true) res.socket?.setNoDelay(true);
           res.writeHead(200, SSE_HEADERS);
           res.write(EVENT);
+          if (tweaks.releaseParser === true && res.socket) setImmediate(releaseParser, res.socket);
         });
   if (server instanceof http.Server) {
     if (typeof tweaks.headersTimeout === 'number') server.headersTimeout = tweaks.headersTimeout;
@@ -127,6 +130,20 @@ function serve(): void {
     const address = server.address();
     process.send?.({ port: typeof address === 'object' && address ? address.port : 0, version: process.version });
   });
+}
+
+// Node's own release of a parser (lib/_http_common.js); undocumented, so looked up at use.
+type FreeParser = (parser: object, req: null, socket: net.Socket) => void;
+
+function releaseParser(socket: net.Socket): void {
+  const common = process.getBuiltinModule?.('_http_common') as { freeParser?: FreeParser } | undefined;
+  const parser = (socket as net.Socket & { parser?: object | null }).parser;
+  if (!common?.freeParser || parser == null || socket.destroyed) return;
+  socket.removeAllListeners('data');
+  socket.removeAllListeners('end');
+  common.freeParser(parser, null, socket);
+  socket.on('data', () => socket.destroy());
+  socket.on('end', () => socket.end());
 }
 
 // --- the parent: starts the server, opens the connections, reads the server ---
@@ -234,6 +251,7 @@ function options(): Options {
       env: { type: 'string', multiple: true, default: [] as string[] },
       option: { type: 'string', multiple: true, default: [] as string[] },
       'no-delay': { type: 'boolean', default: false },
+      'release-parser': { type: 'boolean', default: false },
       'headers-timeout': { type: 'string' },
       'request-timeout': { type: 'string' },
       'checking-interval': { type: 'string' },
@@ -263,6 +281,7 @@ function options(): Options {
   if (mode !== 'sse' && mode !== 'idle' && mode !== 'net') fail(`--mode must be sse, idle or net, got ${mode}`);
   const tweaks: Record<string, number | boolean> = {};
   if (values['no-delay']) tweaks.noDelay = true;
+  if (values['release-parser']) tweaks.releaseParser = true;
   if (values['headers-timeout'] !== undefined) {
     tweaks.headersTimeout = int('headers-timeout', values['headers-timeout'], 0, 3_600_000);
   }
