@@ -92,7 +92,7 @@ type FreeParser = (parser: object, req: null, socket: Socket) => void;
 // Node's own release of a connection's parser (lib/_http_common.js), what its server does when
 // a connection is upgraded. Not a documented API: looked up once, and where a Node does not
 // have it, streams simply keep their parsers.
-const freeParser = (process.getBuiltinModule('_http_common') as { freeParser?: FreeParser } | undefined)?.freeParser;
+const freeParser = (process.getBuiltinModule?.('_http_common') as { freeParser?: FreeParser } | undefined)?.freeParser;
 
 /** Whether this Node lets a stream's connection give its request parser back. */
 export const canReleaseParser = typeof freeParser === 'function';
