@@ -133,6 +133,7 @@ function serve(): void {
 }
 
 // Node's own release of a parser (lib/_http_common.js); undocumented, so looked up at use.
+// http/connections.ts does the same for the service; copied, as this file uses no project code.
 type FreeParser = (parser: object, req: null, socket: net.Socket) => void;
 
 function releaseParser(socket: net.Socket): void {
