@@ -707,9 +707,13 @@ describe('the status page in Chromium', { skip, timeout: 900_000 }, () => {
       const labels = await page.locator('#chart text.label').allTextContents();
       const top = labels.filter((l) => l.endsWith('ms') || l.endsWith(' s')).at(-1) ?? '';
       assert.match(top, /^\d+ ms$/, `the axis ends in ms, not at the spike: ${labels.join(', ')}`);
-      assert.equal(await page.locator('#chart path.clip').count(), 1);
-      assert.match((await page.textContent('#chart path.clip title')) ?? '', /average 5 s, above the axis/);
-      assert.match((await page.textContent('#chart-note')) ?? '', /1 slice is above the axis/);
+      // The history has one spike. The live checks of the app add their latencies to the
+      // newest slice, and on a busy machine one may land above the axis too: at most that one.
+      const clips = await page.locator('#chart path.clip title').allTextContents();
+      assert.equal(clips.filter((t) => /average 5 s, above the axis/.test(t)).length, 1, clips.join(' | '));
+      assert.ok(clips.length <= 2, `slices above the axis: ${clips.join(' | ')}`);
+      const note = clips.length === 1 ? /1 slice is above the axis/ : /2 slices are above the axis/;
+      assert.match((await page.textContent('#chart-note')) ?? '', note);
       assert.ok(
         s.recent.some((r) => r.includes(`<b>${XSS}</b>`)),
         `transitions as text: ${s.recent.join(' | ')}`,
