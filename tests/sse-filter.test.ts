@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
-import { MAX_FILTER_NAMES, parseEventFilter, SseError } from '../sse.ts';
+import { MAX_FILTER_NAMES, parseEventFilter, SHARED_FILTERS_MAX, SseError } from '../sse.ts';
 import { openStream, request, type SseClient, sleep, startHubServer, startInProcess, waitFor } from './helpers.ts';
 
 test('parses a filter into a set of names; null or empty means every event', () => {
@@ -15,6 +15,18 @@ test('parses a filter into a set of names; null or empty means every event', () 
   assert.deepEqual(parseEventFilter('change,change'), new Set(['change']));
   const longest = Array.from({ length: MAX_FILTER_NAMES }, (_, i) => `e${i}`).join(',');
   assert.equal(parseEventFilter(longest)?.size, MAX_FILTER_NAMES);
+});
+
+test('streams asking for the same filter share one Set, from a bounded table', () => {
+  const value = 'message,change';
+  const first = parseEventFilter(value);
+  assert.equal(parseEventFilter(`${value}`), first, 'the same value gives the same Set');
+  assert.notEqual(parseEventFilter('message'), first);
+  for (let i = 0; i < SHARED_FILTERS_MAX; i++) parseEventFilter(`other${i}`);
+  const again = parseEventFilter(value);
+  assert.notEqual(again, first, 'the table starts over once full');
+  assert.deepEqual(again, first);
+  assert.equal(parseEventFilter(value), again);
 });
 
 test('refuses a filter with a name no event can have, or too many names, saying what was given', () => {
