@@ -20,7 +20,7 @@ test('parses a filter into a set of names; null or empty means every event', () 
 test('streams asking for the same filter share one Set, from a bounded table', () => {
   const value = 'message,change';
   const first = parseEventFilter(value);
-  assert.equal(parseEventFilter(`${value}`), first, 'the same value gives the same Set');
+  assert.equal(parseEventFilter(['message', 'change'].join(',')), first, 'the same value gives the same Set');
   assert.notEqual(parseEventFilter('message'), first);
   for (let i = 0; i < SHARED_FILTERS_MAX; i++) parseEventFilter(`other${i}`);
   const again = parseEventFilter(value);
