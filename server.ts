@@ -18,6 +18,7 @@ import { preparePage } from './http/page.ts';
 import { createRouter } from './http/router.ts';
 import { createRoutes } from './http/routes.ts';
 import { createLogger, type Logger } from './log.ts';
+import { keepMemoryReducerWorking } from './memory-reducer.ts';
 import { SseHub } from './sse.ts';
 import { ServiceState } from './state.ts';
 import { StateStore } from './state-store.ts';
@@ -291,6 +292,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     return;
   }
   const log = createLogger(config.logLevel);
+  keepMemoryReducerWorking();
 
   // Installed before listen(), so that no signal can find the process without them. As
   // PID 1 in a container a signal without a handler does nothing at all.

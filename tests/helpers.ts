@@ -129,13 +129,16 @@ process.once('exit', () => {
 export interface ServiceOptions {
   /** A Node >= 22.18 binary that runs server.ts itself; tsx on this Node by default. */
   readonly node?: string;
+  /** Flags for node itself (V8's among them), before the script. */
+  readonly nodeArgs?: readonly string[];
+  /** Arguments for server.ts, after it. */
   readonly args?: readonly string[];
   /** Starts it under this soft and hard limit on open files (a shell's `ulimit -n`, then exec). */
   readonly nofile?: number;
 }
 
 export async function startService(env: Record<string, string> = {}, options: ServiceOptions = {}): Promise<Service> {
-  const args = options.node ? ['server.ts'] : ['--import', 'tsx', 'server.ts'];
+  const args = [...(options.nodeArgs ?? []), ...(options.node ? [] : ['--import', 'tsx']), 'server.ts'];
   const childEnv: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env };
   // Coverage comes from the tsx runs only: c8 merges the raw V8 ranges of each file across
   // processes, and another Node's type-stripped code has other ranges for the same URL.
