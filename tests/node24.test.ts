@@ -68,14 +68,13 @@ test('on Node 24 V8 finds the embedder heap quiet, so its memory reducer can run
     { node: NODE24, nodeArgs: ['--trace-memory-reducer', '--trace-mutator-utilization'] },
   );
   try {
-    // The reducer first looks about 8 s after start-up; while start-up's young allocations
-    // still count, it stops before the embedder's term, so wait for the first one it prints.
-    const embedder = (): string | undefined => service.logs.find((l) => l.includes('Embedder mutator utilization'));
-    await waitFor(() => embedder() !== undefined, 40_000, "the memory reducer's look at the embedder heap");
-    const utilization = Number(/utilization = ([\d.]+)/.exec(embedder()!)![1]);
-    assert.ok(utilization > 0.993, embedder());
-    const verdict = service.logs.slice(service.logs.indexOf(embedder()!)).find((l) => l.includes('Memory reducer: '));
-    assert.match(verdict ?? '', /low alloc/);
+    // The reducer looks about 8 s after start-up and every 8 s after that. A look can find
+    // start-up's young allocations still counting, or the touch just counted: wait for more.
+    const lowAlloc = (): boolean => service.logs.some((l) => l.includes('Memory reducer: low alloc'));
+    await waitFor(lowAlloc, 40_000, 'the memory reducer to find the process quiet').catch((err: Error) => {
+      const embedder = service.logs.filter((l) => l.includes('Embedder mutator utilization'));
+      throw new Error(`${err.message}; V8 said:\n${embedder.join('\n')}`);
+    });
     assert.equal(await service.stop(), 0);
   } finally {
     await service.stop('SIGKILL');
