@@ -20,16 +20,17 @@ import vm from 'node:vm';
 // Soon after each major collection; the reducer looks every 8 s.
 const TOUCH_EVERY_MS = 30_000;
 
-/**
- * On V8 13.1 and later, touches the embedder heap now and every 30 s (the timer never keeps
- * the process alive). Says whether it does.
- */
-export function keepMemoryReducerWorking(v8Version = process.versions.v8): boolean {
-  const [major = 0, minor = 0] = v8Version.split('.').map(Number);
-  if (major < 13 || (major === 13 && minor < 1)) return false;
+/** Where V8 needs it, touches the embedder heap now and every 30 s (an unref'd timer). */
+export function keepMemoryReducerWorking(): void {
+  if (!readsIdleHeapAsBusy(process.versions.v8)) return;
   touchEmbedderHeap();
   setInterval(touchEmbedderHeap, TOUCH_EVERY_MS).unref();
-  return true;
+}
+
+/** V8 13.1 and later read an embedder heap that allocates nothing as the busiest. */
+export function readsIdleHeapAsBusy(v8Version: string): boolean {
+  const [major = 0, minor = 0] = v8Version.split('.').map(Number);
+  return major > 13 || (major === 13 && minor >= 1);
 }
 
 function touchEmbedderHeap(): void {
