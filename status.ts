@@ -129,9 +129,10 @@ export function nextState(
 
 // The service's own event-loop delay: a libuv timer every LOOP_DELAY_RESOLUTION_MS records
 // how long after its due time it ran. The histogram records the whole interval (an idle
-// loop reads about 20 ms here), so the resolution is subtracted. Snapshots report the mean
-// since the previous snapshot.
-const LOOP_DELAY_RESOLUTION_MS = 20;
+// loop reads about 100 ms here), so the resolution is subtracted. Snapshots report the mean
+// since the previous snapshot. Each sample wakes an idle loop: at 20 ms those wakes were
+// up to half of an idle service's CPU (docs/decisions.md, event-loop delay every 100 ms).
+const LOOP_DELAY_RESOLUTION_MS = 100;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
 loopDelay.enable();
 
