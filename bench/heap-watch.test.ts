@@ -1,0 +1,54 @@
+// The heap probe (bench/heap-watch.ts), loaded with --import into a child that allocates and
+// collects: it writes a line per period with the process's figures and its collections.
+// Run: node --import tsx --test bench/heap-watch.test.ts
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { exited, spawnTracked } from './processes.ts';
+
+const probe = fileURLToPath(new URL('./heap-watch.ts', import.meta.url));
+
+test('heap-watch writes a line per period: CPU, RSS, heap, old space, and the collections by kind', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'heap-watch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'watch.jsonl');
+  // Allocates for 1.2 s (young collections), with one forced major collection halfway.
+  const program =
+    'const t0 = Date.now(); let keep = [];' +
+    'const tick = () => { for (let i = 0; i < 2e4; i++) keep.push({ i }); if (keep.length > 2e5) keep = [];' +
+    ' if (Date.now() - t0 > 600 && globalThis.gc && !globalThis.done) { globalThis.done = true; gc(); }' +
+    ' if (Date.now() - t0 < 1200) setTimeout(tick, 5); };' +
+    'tick();';
+  const child = spawnTracked(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', probe, '-e', program], {
+    stdio: 'ignore',
+    env: { ...process.env, HEAP_WATCH_FILE: file, HEAP_WATCH_MS: '200' },
+  });
+  assert.equal(await exited(child, 10_000), true);
+  assert.equal(child.exitCode, 0);
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
+  assert.ok(lines.length >= 4, `${lines.length} lines in 1.2 s at one per 200 ms`);
+  for (const line of lines) {
+    for (const key of ['s', 'cpuPercent', 'rssMiB', 'heapUsedMiB', 'oldUsedMiB', 'oldSizeMiB', 'externalMiB']) {
+      assert.equal(typeof line[key], 'number', `${key} in ${JSON.stringify(line)}`);
+    }
+    assert.ok(line.rssMiB > line.heapUsedMiB && line.oldSizeMiB >= line.oldUsedMiB, JSON.stringify(line));
+  }
+  assert.deepEqual(
+    lines.map((line) => line.s),
+    [...lines.map((line) => line.s)].sort((a, b) => a - b),
+  );
+  const count = (kind: string): number => lines.reduce((n, line) => n + (line.gc[kind]?.count ?? 0), 0);
+  assert.ok(count('minor') > 0, 'young collections while allocating');
+  assert.ok(count('major') > 0, 'the forced major collection');
+  assert.ok(
+    lines.some((line) => line.cpuPercent > 10),
+    'a period spent allocating',
+  );
+});
