@@ -25,7 +25,7 @@ const GC_KINDS: Readonly<Record<number, string>> = {
 /** Collections since the last line: count and main-thread milliseconds, by kind. */
 type GcTally = Record<string, { count: number; ms: number }>;
 
-export function startHeapWatch(file: string, everyMs: number): NodeJS.Timeout {
+function startHeapWatch(file: string, everyMs: number): NodeJS.Timeout {
   let gcs: GcTally = {};
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
