@@ -326,7 +326,7 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
     statusStreamCommand: !servers.some((s) => s.name === 'status-stream' || s.name === 'full')
       ? undefined
       : image === null
-        ? ['node', ...nodeArgs, ...o.loaderArgs, o.serverScript].join(' ')
+        ? ['node', ...o.loaderArgs, ...nodeArgs, o.serverScript].join(' ')
         : `docker run --network host -e HOST=127.0.0.1 -e PORT=… ${image.tag}: node server.ts, ` +
           `NODE_OPTIONS=${image.nodeOptions}`,
     scenario: o.scenario,

@@ -182,7 +182,8 @@ async function launch(
   const runProfDir =
     profDir === null ? null : join(profDir, `${spec.name}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   if (runProfDir !== null) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${runProfDir}`);
-  const args = [...nodeArgs, ...o.loaderArgs, spec.script];
+  // tsx's loader first, so that a --node-arg=--import of a .ts file (bench/heap-watch.ts) loads on Node 20 too.
+  const args = [...o.loaderArgs, ...nodeArgs, spec.script];
   const commandLine = `node ${o.serverNodeVersion} ${args.join(' ')}`;
   process.stderr.write(`bench: ${spec.name}: starting ${commandLine} on ${HOST}:${port}\n`);
   const server = await startServer({
