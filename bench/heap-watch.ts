@@ -25,7 +25,7 @@ const GC_KINDS: Readonly<Record<number, string>> = {
 /** Collections since the last line: count and main-thread milliseconds, by kind. */
 type GcTally = Record<string, { count: number; ms: number }>;
 
-function startHeapWatch(file: string, everyMs: number): NodeJS.Timeout {
+function startHeapWatch(file: string, everyMs: number): void {
   let gcs: GcTally = {};
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
@@ -40,7 +40,7 @@ function startHeapWatch(file: string, everyMs: number): NodeJS.Timeout {
   let cpu = process.cpuUsage();
   let lastMs = startMs;
   const round = (n: number): number => Math.round(n * 10) / 10;
-  return setInterval(() => {
+  setInterval(() => {
     const nowMs = performance.now();
     const used = process.cpuUsage(cpu);
     const memory = process.memoryUsage();
