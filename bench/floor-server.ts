@@ -9,15 +9,17 @@
 // CPU per event is the cost of the write itself; status-stream can approach it, not beat it.
 // Only for the benchmark: 127.0.0.1 by default, no auth, no config validation.
 //
-// In the full scenario it sends what status-stream sends there, by the same least means:
-// the service's own snapshot, read once from FLOOR_SNAPSHOT_FILE (a GET /status of the full
-// service) with only its `time` renewed, so that every byte a client parses is the same
-// (else its own snapshot padded to FLOOR_SNAPSHOT_CHARS), an app event
-// every FLOOR_APP_EVERY_MS to the streams whose `?events=` filter lets it through, and a
-// `change` event every FLOOR_CHANGE_EVERY_MS to every stream. Each is encoded once.
+// In the full scenario it does the full service's job by the same least means: it sends the
+// service's own snapshot, read once from FLOOR_SNAPSHOT_FILE (a GET /status of the full
+// service) with its `time` and each check's result renewed, so that every byte a client parses
+// is the same (else its own snapshot padded to FLOOR_SNAPSHOT_CHARS); it runs the checks of
+// CONFIG_FILE against the same targets (bench/floor-checks.ts); it takes the app's events from
+// POST /publish on the app's keep-alive connection and sends each to the streams whose
+// `?events=` filter lets it through; and every FLOOR_CHANGE_EVERY_MS it sends a `change` event
+// to every stream and one alert to each receiver of CONFIG_FILE. Each event is encoded once.
 //
 // Env: PORT (0), HOST (127.0.0.1), STATUS_INTERVAL_MS (1000), RETRY_MS (3000),
-//      FLOOR_SNAPSHOT_FILE (none), FLOOR_SNAPSHOT_CHARS (0: as is), FLOOR_APP_EVERY_MS (0: none),
+//      FLOOR_SNAPSHOT_FILE (none), FLOOR_SNAPSHOT_CHARS (0: as is), CONFIG_FILE (none),
 //      FLOOR_CHANGE_EVERY_MS (0: none).
 
 import { randomBytes } from 'node:crypto';
@@ -26,6 +28,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { encodeChunk } from '../sse.ts';
+import { type FloorResult, floorConfig, postAlert, startFloorChecks } from './floor-checks.ts';
 
 const PORT = Number(process.env.PORT ?? 0);
 const HOST = process.env.HOST ?? '127.0.0.1';
@@ -33,7 +36,7 @@ const INTERVAL_MS = Number(process.env.STATUS_INTERVAL_MS ?? 1000);
 const RETRY_MS = Number(process.env.RETRY_MS ?? 3000);
 const SNAPSHOT_CHARS = Number(process.env.FLOOR_SNAPSHOT_CHARS ?? 0);
 const SNAPSHOT_FILE = process.env.FLOOR_SNAPSHOT_FILE ?? '';
-const APP_EVERY_MS = Number(process.env.FLOOR_APP_EVERY_MS ?? 0);
+const CONFIG_FILE = process.env.CONFIG_FILE ?? '';
 const CHANGE_EVERY_MS = Number(process.env.FLOOR_CHANGE_EVERY_MS ?? 0);
 /** The full scenario's app event (bench/full-helper.ts). */
 const APP_EVENT = 'deploy';
@@ -41,6 +44,8 @@ const BOOT_ID = randomBytes(8).toString('hex');
 const VERSION = '0.0.0-floor';
 /** A request head longer than this is refused, as Node's own parser would. */
 const MAX_HEAD_BYTES = 16 * 1024;
+/** A POST /publish body longer than this is refused, as the service refuses it. */
+const MAX_BODY_BYTES = 64 * 1024;
 
 /** The full service's snapshot (FLOOR_SNAPSHOT_FILE), whose `time` each round renews; read in main(). */
 let sample: Record<string, unknown> | null = null;
@@ -122,7 +127,8 @@ function broadcast(to: ReadonlySet<net.Socket>, frame: Buffer): void {
   eventsSent += to.size;
 }
 
-function onRequest(socket: net.Socket, head: string): void {
+/** Answers one request; true when the connection goes on to the next one (keep-alive). */
+function onRequest(socket: net.Socket, head: string, body: Buffer): boolean {
   const target = head.slice(0, head.indexOf('\r\n')).split(' ')[1] ?? '/';
   const path = target.split('?')[0];
   if (path === '/events') {
@@ -133,7 +139,10 @@ function onRequest(socket: net.Socket, head: string): void {
       streams.delete(socket);
       appStreams.delete(socket);
     });
-  } else if (path === '/healthz') {
+    return false;
+  }
+  if (path === '/publish' && head.startsWith('POST ')) return publish(socket, body);
+  if (path === '/healthz') {
     reply(socket, '200 OK', 'application/json', '{"ok":true}');
   } else if (path === '/metrics') {
     // The family names of status-stream's /metrics, so that the bench reads both alike.
@@ -146,6 +155,48 @@ function onRequest(socket: net.Socket, head: string): void {
   } else {
     reply(socket, '404 Not Found', 'application/json', '{"error":"not found"}');
   }
+  return false;
+}
+
+/** POST /publish: `{"event":"deploy","data":…}` to the streams that take it, answered 202 on a kept connection. */
+function publish(socket: net.Socket, body: Buffer): boolean {
+  let event: { event?: unknown; data?: unknown };
+  try {
+    event = JSON.parse(body.toString('utf8')) as { event?: unknown; data?: unknown };
+  } catch {
+    event = {};
+  }
+  if (event.event !== APP_EVENT) {
+    reply(socket, '400 Bad Request', 'application/json', `{"error":"the floor sends only ${APP_EVENT}"}`);
+    return false;
+  }
+  const id = `${BOOT_ID}-${++seq}`;
+  broadcast(appStreams, chunk(`id: ${id}\nevent: ${APP_EVENT}\ndata: ${JSON.stringify(event.data)}\n\n`));
+  const answer = JSON.stringify({ id });
+  socket.write(
+    `HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: ${answer.length}\r\n\r\n${answer}`,
+  );
+  return true;
+}
+
+/** The length of a request's body: its Content-Length, 0 without one, -1 when it cannot be taken. */
+export function bodyLength(head: string): number {
+  const match = /\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n/i.exec(head);
+  if (match === null) return /\r\ntransfer-encoding:/i.test(head) ? -1 : 0;
+  const length = Number(match[1]);
+  return length > MAX_BODY_BYTES ? -1 : length;
+}
+
+/** A result of the floor's checks written into the snapshot it sends, where that check is. */
+function showResult(name: string, result: FloorResult): void {
+  const checks = sample?.checks;
+  if (!Array.isArray(checks)) return;
+  const shown = (checks as Array<Record<string, unknown>>).find((check) => check.name === name);
+  if (shown === undefined) return;
+  shown.state = result.state;
+  shown.ok = result.state !== 'down';
+  shown.latencyMs = Math.round(result.latencyMs * 10) / 10;
+  shown.detail = result.detail;
 }
 
 /** Starts the broadcast timer and the server; only when this file is the program. */
@@ -157,14 +208,8 @@ function main(): void {
     latestChunk = frame;
     broadcast(streams, frame);
   }, INTERVAL_MS);
-  let n = 0;
-  if (APP_EVERY_MS > 0) {
-    setInterval(() => {
-      n++;
-      const data = JSON.stringify({ time: new Date().toISOString(), n, version: `1.4.${n}`, by: 'ci' });
-      broadcast(appStreams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: ${APP_EVENT}\ndata: ${data}\n\n`));
-    }, APP_EVERY_MS);
-  }
+  const config = CONFIG_FILE === '' ? null : floorConfig(readFileSync(CONFIG_FILE, 'utf8'));
+  if (config !== null) startFloorChecks(config.checks, (i, result) => showResult(config.checks[i].name, result));
   let down = false;
   if (CHANGE_EVERY_MS > 0) {
     setInterval(() => {
@@ -173,22 +218,38 @@ function main(): void {
       const reason = down ? 'HTTP 503, expected 200-399' : null;
       const data = JSON.stringify({ time: new Date().toISOString(), check: 'svc-49', from, to, reason });
       broadcast(streams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: change\ndata: ${data}\n\n`));
+      for (const receiver of config?.receivers ?? []) postAlert(receiver, data);
     }, CHANGE_EVERY_MS);
   }
 
   const server = net.createServer((socket) => {
     socket.setNoDelay(true);
     socket.on('error', () => socket.destroy());
-    let head = '';
+    let received: Buffer = Buffer.alloc(0);
     const onData = (data: Buffer): void => {
-      head += data.toString('latin1');
-      if (head.includes('\r\n\r\n')) {
-        socket.off('data', onData);
-        // Keep reading, so that the client's FIN is seen and the socket closes.
-        socket.on('data', () => {});
-        onRequest(socket, head);
-      } else if (head.length > MAX_HEAD_BYTES) {
-        socket.destroy();
+      received = received.length === 0 ? data : Buffer.concat([received, data]);
+      for (;;) {
+        const headEnd = received.indexOf('\r\n\r\n');
+        if (headEnd === -1) {
+          if (received.length > MAX_HEAD_BYTES) socket.destroy();
+          return;
+        }
+        const head = received.toString('latin1', 0, headEnd + 2);
+        const length = bodyLength(head);
+        if (length < 0) {
+          socket.destroy();
+          return;
+        }
+        const end = headEnd + 4 + length;
+        if (received.length < end) return;
+        const body = received.subarray(headEnd + 4, end);
+        received = received.subarray(end);
+        if (!onRequest(socket, head, body)) {
+          socket.off('data', onData);
+          // Keep reading, so that the client's FIN is seen and the socket closes.
+          socket.on('data', () => {});
+          return;
+        }
       }
     };
     socket.on('data', onData);

@@ -23,7 +23,8 @@
 //     feature on (`full`: 50 checks with conditions against local targets, history in a
 //     STATE_DIR, two alert receivers, one app event a second through POST /publish, half the
 //     streams filtered with ?events=message,change; bench/full-helper.ts), and `floor-full`,
-//     the floor writing the same events; the ratios full / bare and full / floor in one run.
+//     the floor doing the same job by the least means (the same checks, app events and
+//     alerts, the same events written); the ratios full / bare and full / floor in one run.
 // --image: status-stream (and full) run as the image runs them: scripts/docker-env.sh's
 //     engine and Node 24 base, `docker build`, `docker run --network host`; the load generator
 //     stays outside and the container's main process is read from /proc by its host PID.
@@ -64,7 +65,7 @@ import { type Image, imageDownSync, imageUp } from './image.ts';
 import { machine, medianResult, openFilesLimit, type ServerResult } from './measure.ts';
 import { killAll, killChildrenOnExit, onKillAll } from './processes.ts';
 import { type Report, ratiosFor, ratioVerdicts, render, rowsFor, type Settings } from './report.ts';
-import { APP_EVERY_MS, benchServer, type RunOptions, type ServerSpec } from './server-run.ts';
+import { benchServer, type RunOptions, type ServerSpec } from './server-run.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO_DIR = resolve(BENCH_DIR, '..');
@@ -258,9 +259,9 @@ export function serverSpecs(o: CliOptions, image: Image | null = null): ServerSp
       {
         ...floor('floor-full', {
           FLOOR_SNAPSHOT_CHARS: String(FULL_SNAPSHOT_CHARS),
-          FLOOR_APP_EVERY_MS: String(APP_EVERY_MS),
           FLOOR_CHANGE_EVERY_MS: String(FLAP_HALF_PERIOD_MS),
         }),
+        world: true,
         filteredShare: 0.5,
       },
     ];

@@ -187,6 +187,13 @@ test(FULL_TITLE, { timeout: FULL_DEADLINE_MS + 10_000 }, async () => {
     assert.ok(world !== null && world.published > 0 && world.publishFailed === 0, JSON.stringify(world));
     assert.ok(world.targetRequests >= 50, `${world.targetRequests} requests to the checks' targets`);
     assert.ok((world.alerts[0] ?? 0) > 0, `alerts: ${JSON.stringify(world.alerts)}`);
+    // floor-full does the same job: the app's events through its POST /publish, the same targets checked.
+    const floorWorld = floor.world;
+    assert.ok(
+      floorWorld !== null && floorWorld.published > 0 && floorWorld.publishFailed === 0,
+      JSON.stringify(floorWorld),
+    );
+    assert.ok(floorWorld.targetRequests >= 10, `${floorWorld.targetRequests} requests from floor-full's checks`);
     // The floor writes snapshots the size of the full service's.
     assert.ok(Math.abs(floor.snapshotBytes - full.snapshotBytes) <= 0.02 * full.snapshotBytes);
     assert.ok(full.snapshotBytes > 10 * bare.snapshotBytes, `${full.snapshotBytes} vs ${bare.snapshotBytes} bytes`);

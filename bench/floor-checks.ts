@@ -1,0 +1,189 @@
+// bench/floor-checks.ts: the full scenario's checks and alerts done by the least means, for
+// floor-full (bench/floor-server.ts), so that the floor does the whole job the full service
+// does and the ratio to it measures how we do it, not whether checks run at all. Each run is
+// one raw TCP connection: a request written as fixed bytes, the status code read off the
+// first line, the body (only for a body condition) searched or parsed as text. An alert is
+// one raw POST. No node:http, no redirects, no TLS, no state machine: http:// targets only,
+// as the bench's are.
+
+import net from 'node:net';
+import { parseStatusRanges } from '../checks/conditions.ts';
+import type { StatusRange } from '../checks/index.ts';
+
+/** What a check of the full scenario's CONFIG_FILE holds (bench/full-helper.ts, fullConfig). */
+interface ConfigCheck {
+  name: string;
+  url: string;
+  intervalMs?: number;
+  timeoutMs?: number;
+  degradedMs?: number;
+  expect?: { status?: unknown; bodyContains?: string; json?: { path: string; equals: unknown } };
+}
+
+export interface FloorCheck {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** The whole request, written once per run. */
+  readonly request: Buffer;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly degradedMs: number | null;
+  readonly statuses: readonly StatusRange[];
+  readonly bodyContains: string | null;
+  readonly json: { readonly path: readonly string[]; readonly equals: string } | null;
+}
+
+export interface FloorResult {
+  readonly state: 'up' | 'degraded' | 'down';
+  readonly latencyMs: number;
+  readonly detail: string;
+}
+
+/** The checks and the alert receivers of a CONFIG_FILE; a check that is not http:// is refused. */
+export function floorConfig(text: string): { checks: FloorCheck[]; receivers: URL[] } {
+  const config = JSON.parse(text) as { checks?: ConfigCheck[]; alerts?: Array<{ url: string }> };
+  const checks = (config.checks ?? []).map((check): FloorCheck => {
+    const url = new URL(check.url);
+    if (url.protocol !== 'http:') throw new Error(`floor-checks: only http:// checks, got ${check.url}`);
+    const statuses =
+      check.expect?.status === undefined
+        ? [{ low: 200, high: 399 }]
+        : parseStatusRanges(check.expect.status, (given) => {
+            throw new Error(`floor-checks: ${check.name}: bad expect.status ${JSON.stringify(given)}`);
+          });
+    const json = check.expect?.json;
+    return {
+      name: check.name,
+      host: url.hostname,
+      port: Number(url.port || 80),
+      request: Buffer.from(
+        `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: status-stream\r\n` +
+          'Accept: */*\r\nConnection: close\r\n\r\n',
+        'latin1',
+      ),
+      intervalMs: check.intervalMs ?? 30_000,
+      timeoutMs: check.timeoutMs ?? 10_000,
+      degradedMs: check.degradedMs ?? null,
+      statuses: statuses ?? [],
+      bodyContains: check.expect?.bodyContains ?? null,
+      json: json === undefined ? null : { path: json.path.split('.'), equals: JSON.stringify(json.equals) },
+    };
+  });
+  return { checks, receivers: (config.alerts ?? []).map((alert) => new URL(alert.url)) };
+}
+
+/** The outcome of one response, `head` and `body` as received. */
+export function judgeResponse(check: FloorCheck, head: string, body: string, latencyMs: number): FloorResult {
+  const status = Number(head.slice(9, 12));
+  const detail = `HTTP ${status}`;
+  const down = (): FloorResult => ({ state: 'down', latencyMs, detail });
+  if (!check.statuses.some((range) => status >= range.low && status <= range.high)) return down();
+  if (check.bodyContains !== null && !body.includes(check.bodyContains)) return down();
+  if (check.json !== null) {
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return down();
+    }
+    for (const key of check.json.path) value = (value as Record<string, unknown> | null)?.[key];
+    if (JSON.stringify(value) !== check.json.equals) return down();
+  }
+  const slow = check.degradedMs !== null && latencyMs > check.degradedMs;
+  return { state: slow ? 'degraded' : 'up', latencyMs, detail };
+}
+
+/** Runs `check` once; `done` gets its result, once. */
+export function runFloorCheck(check: FloorCheck, done: (result: FloorResult) => void): void {
+  const startMs = performance.now();
+  const readsBody = check.bodyContains !== null || check.json !== null;
+  const chunks: Buffer[] = [];
+  let finished = false;
+  const socket = net.connect(check.port, check.host);
+  const finish = (result: FloorResult): void => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(timer);
+    socket.destroy();
+    done(result);
+  };
+  const fail = (detail: string): void => finish({ state: 'down', latencyMs: performance.now() - startMs, detail });
+  const timer = setTimeout(() => fail('timeout'), check.timeoutMs);
+  socket.once('connect', () => socket.write(check.request));
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    if (readsBody) return;
+    const received = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+    const headEnd = received.indexOf('\r\n\r\n');
+    // Without a body condition, the head is all it needs, as the service's check.
+    if (headEnd !== -1) {
+      finish(judgeResponse(check, received.toString('latin1', 0, headEnd), '', performance.now() - startMs));
+    }
+  });
+  socket.once('end', () => {
+    const received = Buffer.concat(chunks);
+    const headEnd = received.indexOf('\r\n\r\n');
+    if (headEnd === -1) fail('no answer');
+    else {
+      const head = received.toString('latin1', 0, headEnd);
+      const body = received.subarray(headEnd + 4);
+      const text = CHUNKED.test(head) ? unchunk(body) : body.toString('utf8');
+      finish(judgeResponse(check, head, text, performance.now() - startMs));
+    }
+  });
+  socket.once('error', (err: Error & { code?: string }) => fail(err.code ?? err.message));
+}
+
+const CHUNKED = /\r\ntransfer-encoding:[ \t]*chunked/i;
+
+/** A chunked body's content (RFC 9112 §7.1), as far as it is whole; its trailers dropped. */
+export function unchunk(body: Buffer): string {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = body.indexOf('\r\n', at);
+    if (lineEnd === -1) break;
+    const size = Number.parseInt(body.toString('latin1', at, lineEnd), 16);
+    if (!(size > 0) || lineEnd + 2 + size > body.length) break;
+    parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * Runs every check every intervalMs, the i-th of n first at i/n of its interval, as the
+ * service spreads them; `onResult` gets each result with the check's index.
+ */
+export function startFloorChecks(
+  checks: readonly FloorCheck[],
+  onResult: (index: number, result: FloorResult) => void,
+): void {
+  checks.forEach((check, i) => {
+    const run = (): void => runFloorCheck(check, (result) => onResult(i, result));
+    setTimeout(
+      () => {
+        run();
+        setInterval(run, check.intervalMs);
+      },
+      Math.floor((check.intervalMs * i) / checks.length),
+    );
+  });
+}
+
+/** One alert: `body` POSTed as JSON to `url` on a connection of its own, the answer read and dropped. */
+export function postAlert(url: URL, body: string): void {
+  const bytes = Buffer.from(body);
+  const socket = net.connect(Number(url.port || 80), url.hostname);
+  socket.once('connect', () =>
+    socket.write(
+      `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${bytes.length}\r\nConnection: close\r\n\r\n${body}`,
+    ),
+  );
+  socket.on('data', () => {});
+  socket.once('end', () => socket.destroy());
+  socket.once('error', () => socket.destroy());
+  socket.setTimeout(10_000, () => socket.destroy());
+}
