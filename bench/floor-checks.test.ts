@@ -1,5 +1,5 @@
 // floor-full's checks and alerts (bench/floor-checks.ts) against real servers on 127.0.0.1,
-// and how the floor frames a request's body (bench/floor-server.ts).
+// and how the floor frames a request's body and stamps its timers' events (bench/floor-server.ts).
 // Run: node --import tsx --test bench/floor-checks.test.ts
 
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import {
   runFloorCheck,
   unchunk,
 } from './floor-checks.ts';
-import { bodyLength } from './floor-server.ts';
+import { bodyLength, everyInterval } from './floor-server.ts';
 import { FULL_CHECKS, fullConfig } from './full-helper.ts';
 
 async function listen(handler: http.RequestListener): Promise<{ server: http.Server; port: number }> {
@@ -148,4 +148,34 @@ test("the floor takes a request's body by its Content-Length, and refuses what i
   assert.equal(bodyLength('POST /publish HTTP/1.1\r\nContent-Length:7 \r\nHost: a\r\n'), 7);
   assert.equal(bodyLength('POST /publish HTTP/1.1\r\nTransfer-Encoding: chunked\r\n'), -1);
   assert.equal(bodyLength('POST /publish HTTP/1.1\r\nContent-Length: 65537\r\n'), -1);
+});
+
+test("a floor timer's run counts the part of a broadcast loop that ran after it was due", async () => {
+  const startMs = Date.now();
+  const runs: Array<{ timeMs: number; ranMs: number }> = [];
+  const asked: number[] = [];
+  // A loop from 20 to 150 ms after start, say: due at 50, the first run waits 100 ms of it.
+  const broadcastingAfter = (ms: number): number => {
+    asked.push(ms - startMs);
+    return runs.length === 0 ? Math.max(0, startMs + 150 - Math.max(ms, startMs + 20)) : 0;
+  };
+  const done = new Promise<void>((resolve) => {
+    const timer = everyInterval(50, broadcastingAfter, (timeMs) => {
+      runs.push({ timeMs, ranMs: Date.now() });
+      if (runs.length === 2) {
+        clearInterval(timer);
+        resolve();
+      }
+    });
+  });
+  while (Date.now() - startMs < 150) {}
+  await done;
+  const [late, next] = runs as [{ timeMs: number; ranMs: number }, { timeMs: number; ranMs: number }];
+  assert.ok(late.ranMs >= startMs + 150, `ran ${late.ranMs - startMs} ms after start`);
+  assert.ok(asked[0] !== undefined && asked[0] >= 50 && asked[0] < 60, `due ${asked[0]} ms after start`);
+  // Its time is its start less what the loop ran after the due moment.
+  const waited = startMs + 150 - (startMs + (asked[0] ?? 0));
+  assert.ok(Math.abs(late.ranMs - late.timeMs - waited) <= 2, JSON.stringify({ late, waited }));
+  // Nothing broadcast after the next one was due: its time is its start.
+  assert.ok(next.ranMs - next.timeMs <= 1, JSON.stringify(next));
 });

@@ -56,6 +56,9 @@ let rounds = 0;
 let seq = 0;
 let eventsSent = 0;
 let latestChunk: Buffer | null = null;
+/** When the latest broadcast loop began and ended (Date.now()). */
+let loopStartMs = 0;
+let loopEndMs = 0;
 
 /** One HTTP/1.1 chunk of `payload`, encoded as the service encodes its broadcasts. */
 function chunk(payload: string): Buffer {
@@ -77,23 +80,50 @@ function reply(socket: net.Socket, status: string, contentType: string, body: st
 }
 
 // The snapshot status.ts builds with no checks configured, once per round; padded to
-// FLOOR_SNAPSHOT_CHARS when that is set.
-function snapshot(): string {
+// FLOOR_SNAPSHOT_CHARS when that is set. Its time is `timeMs`.
+function snapshot(timeMs: number): string {
   if (sample !== null) {
-    sample.time = new Date().toISOString();
+    sample.time = new Date(timeMs).toISOString();
     return JSON.stringify(sample);
   }
-  return floorSnapshot(VERSION, streams.size, SNAPSHOT_CHARS);
+  return floorSnapshot(VERSION, streams.size, SNAPSHOT_CHARS, timeMs);
+}
+
+/**
+ * setInterval whose runs get a time that counts the wait the service would count. The service
+ * stamps an event when its timer fires, which can be between a broadcast's slices, and then
+ * finishes that broadcast before it writes the event (sse.ts): that wait is in the event's
+ * latency. The floor writes each broadcast in one loop, so there a timer due during it fires
+ * after it; `broadcastingAfter(dueMs)` says how much of the latest loop ran after the due
+ * moment, and the run's time is that much earlier than its start. Node schedules the next
+ * run from this one's start (lib/internal/timers.js, listOnTimeout).
+ */
+export function everyInterval(
+  periodMs: number,
+  broadcastingAfter: (ms: number) => number,
+  run: (timeMs: number) => void,
+): NodeJS.Timeout {
+  let dueMs = Date.now() + periodMs;
+  return setInterval(() => {
+    const startMs = Date.now();
+    run(startMs - broadcastingAfter(dueMs));
+    dueMs = startMs + periodMs;
+  }, periodMs);
+}
+
+/** How long the latest broadcast loop ran after `ms`. */
+function broadcastingAfter(ms: number): number {
+  return Math.max(0, loopEndMs - Math.max(ms, loopStartMs));
 }
 
 /**
  * What status.ts reports with no check (the host and the process), padded to `chars` when that is
  * set; bench/http-floor-server.ts sends the same.
  */
-export function floorSnapshot(version: string, clients: number, chars: number): string {
+export function floorSnapshot(version: string, clients: number, chars: number, timeMs = Date.now()): string {
   const json = JSON.stringify({
     status: 'up',
-    time: new Date().toISOString(),
+    time: new Date(timeMs).toISOString(),
     checks: [],
     host: {
       hostname: os.hostname(),
@@ -123,8 +153,10 @@ export function takesAppEvent(target: string): boolean {
 
 /** One frame, encoded once, written to every socket of `to`. */
 function broadcast(to: ReadonlySet<net.Socket>, frame: Buffer): void {
+  loopStartMs = Date.now();
   for (const socket of to) socket.write(frame);
   eventsSent += to.size;
+  loopEndMs = Date.now();
 }
 
 /** Answers one request; true when the connection goes on to the next one (keep-alive). */
@@ -202,24 +234,24 @@ function showResult(name: string, result: FloorResult): void {
 /** Starts the broadcast timer and the server; only when this file is the program. */
 function main(): void {
   if (SNAPSHOT_FILE !== '') sample = JSON.parse(readFileSync(SNAPSHOT_FILE, 'utf8')) as Record<string, unknown>;
-  setInterval(() => {
+  everyInterval(INTERVAL_MS, broadcastingAfter, (timeMs) => {
     rounds++;
-    const frame = chunk(`id: ${BOOT_ID}-${++seq}\ndata: ${snapshot()}\n\n`);
+    const frame = chunk(`id: ${BOOT_ID}-${++seq}\ndata: ${snapshot(timeMs)}\n\n`);
     latestChunk = frame;
     broadcast(streams, frame);
-  }, INTERVAL_MS);
+  });
   const config = CONFIG_FILE === '' ? null : floorConfig(readFileSync(CONFIG_FILE, 'utf8'));
   if (config !== null) startFloorChecks(config.checks, (i, result) => showResult(config.checks[i].name, result));
   let down = false;
   if (CHANGE_EVERY_MS > 0) {
-    setInterval(() => {
+    everyInterval(CHANGE_EVERY_MS, broadcastingAfter, (timeMs) => {
       down = !down;
       const [from, to] = down ? ['up', 'down'] : ['down', 'up'];
       const reason = down ? 'HTTP 503, expected 200-399' : null;
-      const data = JSON.stringify({ time: new Date().toISOString(), check: 'svc-49', from, to, reason });
+      const data = JSON.stringify({ time: new Date(timeMs).toISOString(), check: 'svc-49', from, to, reason });
       broadcast(streams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: change\ndata: ${data}\n\n`));
       for (const receiver of config?.receivers ?? []) postAlert(receiver, data);
-    }, CHANGE_EVERY_MS);
+    });
   }
 
   const server = net.createServer((socket) => {
