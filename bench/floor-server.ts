@@ -244,14 +244,17 @@ function main(): void {
   if (config !== null) startFloorChecks(config.checks, (i, result) => showResult(config.checks[i].name, result));
   let down = false;
   if (CHANGE_EVERY_MS > 0) {
-    everyInterval(CHANGE_EVERY_MS, broadcastingAfter, (timeMs) => {
+    // Half an interval after the snapshots' turn, so that a change is never due during a
+    // snapshot's loop: the least wait, as a floor should have.
+    const change = (timeMs: number): void => {
       down = !down;
       const [from, to] = down ? ['up', 'down'] : ['down', 'up'];
       const reason = down ? 'HTTP 503, expected 200-399' : null;
       const data = JSON.stringify({ time: new Date(timeMs).toISOString(), check: 'svc-49', from, to, reason });
       broadcast(streams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: change\ndata: ${data}\n\n`));
       for (const receiver of config?.receivers ?? []) postAlert(receiver, data);
-    });
+    };
+    setTimeout(() => everyInterval(CHANGE_EVERY_MS, broadcastingAfter, change), INTERVAL_MS / 2);
   }
 
   const server = net.createServer((socket) => {
