@@ -44,7 +44,7 @@ test('status-stream runs with the node flags of npm start, then --node-arg, and 
   assert.deepEqual(floor?.nodeArgs, []);
 });
 
-test('the full scenario measures status-stream bare, with every feature on, and the floor writing the same events', () => {
+test('the full scenario measures status-stream bare, with every feature on, and the floor doing the same job', () => {
   const o = parseOptions(['--scenario', 'full', '--clients', '50']);
   const [bare, full, floor] = serverSpecs(o);
   assert.deepEqual([bare?.name, full?.name, floor?.name], ['status-stream', 'full', 'floor-full']);
@@ -55,7 +55,9 @@ test('the full scenario measures status-stream bare, with every feature on, and 
   assert.equal(full?.world, true);
   assert.equal(full?.filteredShare, 0.5);
   assert.equal(floor?.filteredShare, 0.5);
-  assert.equal(floor?.env.FLOOR_APP_EVERY_MS, '1000');
+  // floor-full lives in the same world: the same targets, receivers, and app publishing to it.
+  assert.equal(floor?.world, true);
+  assert.equal(floor?.env.FLOOR_CHANGE_EVERY_MS, '10000');
   assert.ok(Number(floor?.env.FLOOR_SNAPSHOT_CHARS) > 1000);
   assert.equal(serverSpecs(o)[0]?.image, null);
 });
