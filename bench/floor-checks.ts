@@ -9,6 +9,7 @@
 import net from 'node:net';
 import { parseStatusRanges } from '../checks/conditions.ts';
 import type { StatusRange } from '../checks/index.ts';
+import { ChunkedDecoder, parseResponseHead } from './sse-parser.ts';
 
 /** What a check of the full scenario's CONFIG_FILE holds (bench/full-helper.ts, fullConfig). */
 interface ConfigCheck {
@@ -127,27 +128,29 @@ export function runFloorCheck(check: FloorCheck, done: (result: FloorResult) => 
     if (headEnd === -1) fail('no answer');
     else {
       const head = received.toString('latin1', 0, headEnd);
-      const body = received.subarray(headEnd + 4);
-      const text = CHUNKED.test(head) ? unchunk(body) : body.toString('utf8');
-      finish(judgeResponse(check, head, text, performance.now() - startMs));
+      finish(judgeResponse(check, head, bodyText(head, received.subarray(headEnd + 4)), performance.now() - startMs));
     }
   });
   socket.once('error', (err: Error & { code?: string }) => fail(err.code ?? err.message));
 }
 
-const CHUNKED = /\r\ntransfer-encoding:[ \t]*chunked/i;
-
-/** A chunked body's content (RFC 9112 §7.1), as far as it is whole; its trailers dropped. */
-export function unchunk(body: Buffer): string {
+/** A response's body as text, its chunked coding (the load generator's decoder) undone as far as it is whole. */
+function bodyText(head: string, body: Buffer): string {
+  let chunked: boolean;
+  try {
+    chunked = parseResponseHead(head).chunked;
+  } catch {
+    return '';
+  }
+  if (!chunked) return body.toString('utf8');
   const parts: Buffer[] = [];
-  let at = 0;
-  for (;;) {
-    const lineEnd = body.indexOf('\r\n', at);
-    if (lineEnd === -1) break;
-    const size = Number.parseInt(body.toString('latin1', at, lineEnd), 16);
-    if (!(size > 0) || lineEnd + 2 + size > body.length) break;
-    parts.push(body.subarray(lineEnd + 2, lineEnd + 2 + size));
-    at = lineEnd + 2 + size + 2;
+  try {
+    new ChunkedDecoder(
+      (bytes) => parts.push(bytes),
+      () => {},
+    ).feed(body);
+  } catch {
+    // A broken coding: judged on what came whole.
   }
   return Buffer.concat(parts).toString('utf8');
 }
