@@ -30,13 +30,16 @@ function close(server: http.Server): Promise<void> {
 
 function check(port: number, path: string, expect: Record<string, unknown> = {}, more = {}): FloorCheck {
   const text = JSON.stringify({ checks: [{ name: 'c', url: `http://127.0.0.1:${port}${path}`, expect, ...more }] });
-  return floorConfig(text).checks[0] as FloorCheck;
+  return floorConfig(text, DEFAULTS).checks[0] as FloorCheck;
 }
+
+/** The service's defaults with nothing set: STATUS_INTERVAL_MS and CHECK_TIMEOUT_MS. */
+const DEFAULTS = { intervalMs: 10_000, timeoutMs: 2000 };
 
 const run = (c: FloorCheck): Promise<FloorResult> => new Promise((resolve) => runFloorCheck(c, resolve));
 
 test("the floor reads the full scenario's checks and receivers, and refuses what it cannot check", () => {
-  const { checks, receivers } = floorConfig(fullConfig(8001, [8002, 8003]));
+  const { checks, receivers } = floorConfig(fullConfig(8001, [8002, 8003]), DEFAULTS);
   assert.equal(checks.length, FULL_CHECKS);
   assert.deepEqual(
     receivers.map((url) => url.port),
@@ -52,9 +55,10 @@ test("the floor reads the full scenario's checks and receivers, and refuses what
   assert.ok(checks.some((c) => c.statuses.length === 2));
   const defaults = check(1, '/');
   assert.deepEqual(defaults.statuses, [{ low: 200, high: 399 }]);
-  assert.equal(defaults.intervalMs, 30_000);
-  assert.throws(() => floorConfig('{"checks":[{"name":"t","url":"https://127.0.0.1/"}]}'), /only http/);
-  assert.throws(() => check(1, '/', { status: 'two hundred' }), /bad expect.status/);
+  assert.equal(defaults.intervalMs, DEFAULTS.intervalMs);
+  assert.equal(defaults.timeoutMs, DEFAULTS.timeoutMs);
+  assert.throws(() => floorConfig('{"checks":[{"name":"t","url":"https://127.0.0.1/"}]}', DEFAULTS), /only http/);
+  assert.throws(() => check(1, '/', { status: 'two hundred' }), /expect\.status/);
 });
 
 test('the floor judges the status, the body and the latency of a response', () => {

@@ -7,19 +7,9 @@
 // as the bench's are.
 
 import net from 'node:net';
-import { parseStatusRanges } from '../checks/conditions.ts';
-import type { StatusRange } from '../checks/index.ts';
+import { type CheckDefaults, parseCheckDefinitions, type StatusRange } from '../checks/index.ts';
+import { connectHost, portOf } from '../checks/url.ts';
 import { ChunkedDecoder, parseResponseHead } from './sse-parser.ts';
-
-/** What a check of the full scenario's CONFIG_FILE holds (bench/full-helper.ts, fullConfig). */
-interface ConfigCheck {
-  name: string;
-  url: string;
-  intervalMs?: number;
-  timeoutMs?: number;
-  degradedMs?: number;
-  expect?: { status?: unknown; bodyContains?: string; json?: { path: string; equals: unknown } };
-}
 
 export interface FloorCheck {
   readonly name: string;
@@ -41,37 +31,36 @@ export interface FloorResult {
   readonly detail: string;
 }
 
-/** The checks and the alert receivers of a CONFIG_FILE; a check that is not http:// is refused. */
-export function floorConfig(text: string): { checks: FloorCheck[]; receivers: URL[] } {
-  const config = JSON.parse(text) as { checks?: ConfigCheck[]; alerts?: Array<{ url: string }> };
-  const checks = (config.checks ?? []).map((check): FloorCheck => {
+/**
+ * The checks and the alert receivers of a CONFIG_FILE, its checks read by the service's own
+ * parser with the service's `defaults`; a problem in it, or a check that is not http://, is refused.
+ */
+export function floorConfig(text: string, defaults: CheckDefaults): { checks: FloorCheck[]; receivers: URL[] } {
+  const config = JSON.parse(text) as { checks?: unknown; alerts?: Array<{ url: string }> };
+  const { checks, problems } = parseCheckDefinitions(config.checks, 'CONFIG_FILE', defaults, new Set());
+  if (problems.length > 0) throw new Error(`floor-checks: ${problems.join('; ')}`);
+  const floorChecks = checks.map((check): FloorCheck => {
+    if (check.kind !== 'http') throw new Error(`floor-checks: only http:// checks, got ${check.target}`);
     const url = new URL(check.url);
-    if (url.protocol !== 'http:') throw new Error(`floor-checks: only http:// checks, got ${check.url}`);
-    const statuses =
-      check.expect?.status === undefined
-        ? [{ low: 200, high: 399 }]
-        : parseStatusRanges(check.expect.status, (given) => {
-            throw new Error(`floor-checks: ${check.name}: bad expect.status ${JSON.stringify(given)}`);
-          });
-    const json = check.expect?.json;
+    const { json } = check.expect;
     return {
       name: check.name,
-      host: url.hostname,
-      port: Number(url.port || 80),
+      host: connectHost(url),
+      port: portOf(url),
       request: Buffer.from(
         `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUser-Agent: status-stream\r\n` +
           'Accept: */*\r\nConnection: close\r\n\r\n',
         'latin1',
       ),
-      intervalMs: check.intervalMs ?? 30_000,
-      timeoutMs: check.timeoutMs ?? 10_000,
-      degradedMs: check.degradedMs ?? null,
-      statuses: statuses ?? [],
-      bodyContains: check.expect?.bodyContains ?? null,
-      json: json === undefined ? null : { path: json.path.split('.'), equals: JSON.stringify(json.equals) },
+      intervalMs: check.intervalMs,
+      timeoutMs: check.timeoutMs,
+      degradedMs: check.degradedMs,
+      statuses: check.expect.status,
+      bodyContains: check.expect.bodyContains,
+      json: json === null ? null : { path: json.path.split('.'), equals: JSON.stringify(json.equals) },
     };
   });
-  return { checks, receivers: (config.alerts ?? []).map((alert) => new URL(alert.url)) };
+  return { checks: floorChecks, receivers: (config.alerts ?? []).map((alert) => new URL(alert.url)) };
 }
 
 /** The outcome of one response, `head` and `body` as received. */
@@ -178,7 +167,7 @@ export function startFloorChecks(
 /** One alert: `body` POSTed as JSON to `url` on a connection of its own, the answer read and dropped. */
 export function postAlert(url: URL, body: string): void {
   const bytes = Buffer.from(body);
-  const socket = net.connect(Number(url.port || 80), url.hostname);
+  const socket = net.connect(portOf(url), connectHost(url));
   socket.once('connect', () =>
     socket.write(
       `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\n` +

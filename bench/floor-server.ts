@@ -27,6 +27,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseConfig } from '../config.ts';
 import { encodeChunk } from '../sse.ts';
 import { type FloorResult, floorConfig, postAlert, startFloorChecks } from './floor-checks.ts';
 
@@ -240,7 +241,10 @@ function main(): void {
     latestChunk = frame;
     broadcast(streams, frame);
   });
-  const config = CONFIG_FILE === '' ? null : floorConfig(readFileSync(CONFIG_FILE, 'utf8'));
+  // The service's check defaults, read from the same environment as the service reads them.
+  const { intervalMs, checkTimeoutMs } = parseConfig(process.env);
+  const defaults = { intervalMs, timeoutMs: checkTimeoutMs };
+  const config = CONFIG_FILE === '' ? null : floorConfig(readFileSync(CONFIG_FILE, 'utf8'), defaults);
   if (config !== null) startFloorChecks(config.checks, (i, result) => showResult(config.checks[i].name, result));
   let down = false;
   if (CHANGE_EVERY_MS > 0) {
