@@ -1,9 +1,16 @@
-// The bench's report (bench/report.ts) and its medians (bench/measure.ts), from results
-// made up here: columns, ratios, targets, "not within" cells and the per-run lines.
+// The bench's report (bench/report.ts), its medians (bench/measure.ts) and the slopes
+// between two runs (bench/marginal.ts), from results made up here: columns, ratios,
+// targets, "not within" cells, the per-run lines, marginal costs and intercepts.
 // Run: node --import tsx --test bench/report.test.ts
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { marginals, marginalTable } from './marginal.ts';
 import { median, medianResult, type ServerResult } from './measure.ts';
 import { perRun, ratiosFor, render, rowsFor, type Settings, table } from './report.ts';
 
@@ -159,4 +166,89 @@ test('the report starts with the load, the machine and the Node that ran the ser
   const header = now.split('\n')[0] ?? '';
   assert.ok(header.includes('servers on Node v24.21.0 (/opt/node24/bin/node), status-stream as `node '), header);
   assert.ok(header.includes('`node --max-semi-space-size=2 server.ts`; load generator on the same machine'), header);
+});
+
+test('two runs that differ in streams give each server its cost per extra stream and event, and what is left', () => {
+  const at = (clients: number, name: string, growthMiB: number, cpuUsPerEvent: number, delivered: number) =>
+    result(name, { clients, rssBeforeMiB: 100, rssPeakMiB: 100 + growthMiB, cpuUsPerEvent, delivered });
+  // 20 s windows: status-stream 250 and 500 events a second, full 400 and 800.
+  const small = {
+    settings: { ...SETTINGS, clients: 5000, scenario: 'full' as const },
+    machine: {},
+    results: [at(5000, 'status-stream', 40, 14, 5000), at(5000, 'full', 50, 16, 8000)],
+    runs: [
+      at(5000, 'status-stream', 39, 14, 5000),
+      at(5000, 'full', 50, 16, 8000),
+      at(5000, 'status-stream', 41, 14, 5000),
+      at(5000, 'full', 50, 16, 8000),
+    ],
+  };
+  const large = {
+    settings: { ...SETTINGS, clients: 10000, scenario: 'full' as const },
+    machine: {},
+    results: [at(10000, 'status-stream', 75, 12, 10000), at(10000, 'full', 87.5, 13, 16000)],
+  };
+  const [bare, full] = marginals(small, large);
+  assert.equal(bare?.name, 'status-stream');
+  // The mean of the small run's two passes: 40 MiB; 35 MiB more for 5,000 more streams.
+  assert.equal(bare?.small.growthMiB, 40);
+  assert.equal(bare?.memKiBPerStream, (35 * 1024) / 5000);
+  assert.equal(bare?.memInterceptMiB, 5);
+  // 3.5 and 6 ms a second of CPU at 250 and 500 events a second: 10 us per extra event, 1 ms/s left.
+  assert.ok(Math.abs((bare?.cpuUsPerEvent ?? 0) - 10) < 1e-9);
+  assert.ok(Math.abs((bare?.cpuInterceptMsPerS ?? 0) - 1) < 1e-9);
+  // full: 6.4 and 10.4 ms/s at 400 and 800 events a second: 10 us an event and 2.4 ms/s left.
+  assert.ok(Math.abs((full?.cpuUsPerEvent ?? 0) - 10) < 1e-9);
+  assert.ok(Math.abs((full?.cpuInterceptMsPerS ?? 0) - 2.4) < 1e-9);
+  assert.equal(full?.memInterceptMiB, 12.5);
+  const text = marginalTable([bare, full].filter((m) => m !== undefined));
+  assert.ok(
+    text.includes('| full | 5000 → 10000 | 400 → 800 | 6.4 → 10.4 | 50.0 → 87.5 | 10.00 | 7.68 | 2.4 | 12.5 |'),
+    text,
+  );
+  assert.ok(text.endsWith('full / bare: CPU per extra event 1.00x, memory per extra stream 1.07x'), text);
+  assert.throws(() => marginals(large, small), /fewer streams/);
+  assert.throws(
+    () => marginals(small, { ...large, settings: { ...large.settings, seconds: 60 } }),
+    /differ in seconds/,
+  );
+  assert.throws(
+    () => marginals(small, { ...large, settings: { ...large.settings, scenario: 'bare' } }),
+    /differ in scenario/,
+  );
+});
+
+test('bench/marginal.ts prints the table of two saved runs, and a bad pair as one line and exit code 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-marginal-'));
+  try {
+    const save = (file: string, clients: number, growthMiB: number): string => {
+      const runs = [result('status-stream', { clients, rssBeforeMiB: 100, rssPeakMiB: 100 + growthMiB })];
+      writeFileSync(
+        join(dir, file),
+        JSON.stringify({ settings: { ...SETTINGS, clients }, machine: {}, results: runs }),
+      );
+      return join(dir, file);
+    };
+    const small = save('small.json', 5000, 40);
+    const large = save('large.json', 10000, 75);
+    const script = fileURLToPath(new URL('./marginal.ts', import.meta.url));
+    const run = (...files: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', script, ...files], { encoding: 'utf8' });
+    const ok = run(small, large);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /^\| server \| streams \|/);
+    assert.match(ok.stdout, /\| status-stream \| 5000 → 10000 \| .* \| 40\.0 → 75\.0 \| .* \| 7\.17 \| /);
+    for (const [files, message] of [
+      [[small], /give two reports/],
+      [[large, small], /fewer streams than the second \(10000, 5000\)/],
+      [[small, join(dir, 'missing.json')], /ENOENT/],
+    ] as const) {
+      const r = run(...files);
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
