@@ -1,9 +1,10 @@
 // bench/marginal.ts: what one more stream and one more event cost each server, from the
 // JSON of two bench runs that differ only in --clients: the slopes between the two runs,
-// and the intercepts, what is left at none (work under load that grows with neither in that
-// range: the features' own, the garbage collector's saw-tooth). A single run's figures,
-// (RSS - RSS before) / streams and CPU / events, spread that intercept over the streams;
-// this separates the two. Reads the files it is given, prints a Markdown table.
+// and the intercepts, what a straight line through them leaves at none. A single run's
+// figures, (RSS - RSS before) / streams and CPU / events, also spread over the streams what
+// the server holds and does under load anyway. RSS does not grow in a straight line with
+// the streams, so compare more than one pair (bench/README.md, "per extra stream").
+// Reads the files it is given, prints a Markdown table.
 //
 //   node --import tsx bench/marginal.ts SMALL.json LARGE.json
 //
