@@ -37,10 +37,10 @@ export interface Marginal {
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-function point(runs: readonly ServerResult[], seconds: number): Point {
+function point(runs: readonly ServerResult[], { clients, seconds }: Report['settings']): Point {
   const eventsPerS = runs.map((r) => r.delivered / seconds);
   return {
-    streams: runs[0]?.clients ?? 0,
+    streams: clients,
     eventsPerS: mean(eventsPerS),
     cpuMsPerS: mean(runs.map((r, i) => (r.cpuUsPerEvent * (eventsPerS[i] as number)) / 1000)),
     growthMiB: mean(runs.map((r) => r.rssPeakMiB - r.rssBeforeMiB)),
@@ -51,22 +51,24 @@ function point(runs: readonly ServerResult[], seconds: number): Point {
 export function marginals(small: Report, large: Report): Marginal[] {
   const a = small.settings;
   const b = large.settings;
-  const same = (key: 'scenario' | 'intervalMs' | 'seconds'): void => {
-    if ((a[key] ?? 'bare') !== (b[key] ?? 'bare')) {
-      throw new Error(`the runs differ in ${key} (${a[key]} and ${b[key]}); only --clients may`);
-    }
-  };
-  same('scenario');
-  same('intervalMs');
-  same('seconds');
+  // Reports from before the full scenario have no `scenario`: they are bare.
+  const settings = (s: Report['settings']) => ({
+    scenario: s.scenario ?? 'bare',
+    intervalMs: s.intervalMs,
+    seconds: s.seconds,
+  });
+  const [x, y] = [settings(a), settings(b)];
+  for (const key of ['scenario', 'intervalMs', 'seconds'] as const) {
+    if (x[key] !== y[key]) throw new Error(`the runs differ in ${key} (${x[key]} and ${y[key]}); only --clients may`);
+  }
   if (a.clients >= b.clients)
     throw new Error(`the first run needs fewer streams than the second (${a.clients}, ${b.clients})`);
   const runsOf = (report: Report, name: string): ServerResult[] =>
     (report.runs ?? report.results).filter((r) => r.name === name);
   const names = small.results.map((r) => r.name).filter((name) => runsOf(large, name).length > 0);
   return names.map((name) => {
-    const s = point(runsOf(small, name), a.seconds);
-    const l = point(runsOf(large, name), b.seconds);
+    const s = point(runsOf(small, name), a);
+    const l = point(runsOf(large, name), b);
     const cpuUsPerEvent = ((l.cpuMsPerS - s.cpuMsPerS) * 1000) / (l.eventsPerS - s.eventsPerS);
     const memKiBPerStream = ((l.growthMiB - s.growthMiB) * 1024) / (l.streams - s.streams);
     return {
