@@ -1,6 +1,6 @@
 // bench/full-helper.ts: the world around status-stream in the bench's full scenario, run as a
 // process of its own so that none of its work counts as the server's: the HTTP targets of the
-// 50 checks, two alert receivers, and an app that POSTs one event a second to /publish.
+// checks (50 unless --checks says), two alert receivers, and an app that POSTs one event a second to /publish.
 // fullConfig() writes the CONFIG_FILE that points the service at it. It listens on 127.0.0.1
 // only, sends nothing but to the service it is told about, and exits at its deadline.
 //
@@ -25,16 +25,28 @@ import type { WorldReport } from './measure.ts';
 import { exited, spawnTracked, stop, tail } from './processes.ts';
 
 const HOST = '127.0.0.1';
-/** How many checks the full scenario configures. */
+/** How many checks the full scenario configures, unless `npm run bench -- --checks` says. */
 export const FULL_CHECKS = 50;
+/** The fewest: a critical one, the slow one and the flapper. */
+export const MIN_FULL_CHECKS = 3;
+/** Critical checks: 3, never the slow one or the flapper, so the overall status stays degraded. */
+export function criticalChecks(count: number): number {
+  return Math.min(3, count - 2);
+}
 /** Every check runs every 5 s (twice as often as the service's default interval), the flapper every second. */
 export const CHECK_INTERVAL_MS = 5000;
-/** The check whose target answers 200 and 503 in turn, this long each. */
-const FLAPPER = FULL_CHECKS - 1;
+/** The last check's target answers 200 and 503 in turn, this long each. */
 export const FLAP_HALF_PERIOD_MS = 10_000;
-/** The check whose target is always slower than its degradedMs: the overall status stays degraded. */
-const SLOW = FULL_CHECKS - 2;
+/** The one before it is always slower than its degradedMs: the overall status stays degraded. */
 const SLOW_MS = 150;
+
+/** The checks the full scenario configures: how many, and how often each runs (the flapper: every second). */
+export interface CheckLoad {
+  readonly count: number;
+  readonly intervalMs: number;
+}
+
+export const DEFAULT_CHECK_LOAD: CheckLoad = { count: FULL_CHECKS, intervalMs: CHECK_INTERVAL_MS };
 /** The app event's name; the filtered streams do not ask for it. */
 export const APP_EVENT = 'deploy';
 const HEALTH_BODY = JSON.stringify({
@@ -43,24 +55,33 @@ const HEALTH_BODY = JSON.stringify({
 });
 
 /**
- * The CONFIG_FILE of the full scenario: FULL_CHECKS HTTP checks against the helper's targets,
+ * The CONFIG_FILE of the full scenario: `load.count` HTTP checks against the helper's targets,
  * each with conditions (status ranges, bodyContains, a JSON path, degradedMs), a few critical
  * ones, flap suppression, and two alert receivers (json and slack).
  */
-export function fullConfig(targetsPort: number, receiverPorts: readonly [number, number]): string {
+export function fullConfig(
+  targetsPort: number,
+  receiverPorts: readonly [number, number],
+  load: CheckLoad = DEFAULT_CHECK_LOAD,
+): string {
+  if (!Number.isSafeInteger(load.count) || load.count < MIN_FULL_CHECKS) {
+    throw new RangeError(`full scenario: at least ${MIN_FULL_CHECKS} checks, got ${load.count}`);
+  }
   const base = `http://${HOST}:${targetsPort}`;
-  const checks = Array.from({ length: FULL_CHECKS }, (_, i) => {
+  const flapper = load.count - 1;
+  const slow = load.count - 2;
+  const checks = Array.from({ length: load.count }, (_, i) => {
     const name = `svc-${String(i).padStart(2, '0')}`;
     const common = {
       name,
       timeoutMs: 2000,
-      intervalMs: CHECK_INTERVAL_MS,
-      ...(i < 3 ? { critical: true } : {}),
+      intervalMs: load.intervalMs,
+      ...(i < criticalChecks(load.count) ? { critical: true } : {}),
       ...(i % 2 === 0 ? { failuresToDown: 2 } : {}),
       ...(i % 4 === 0 ? { successesToUp: 2 } : {}),
     };
-    if (i === FLAPPER) return { ...common, url: `${base}/flap/${i}`, intervalMs: 1000, failuresToDown: 2 };
-    if (i === SLOW) return { ...common, url: `${base}/slow/${i}`, degradedMs: 100 };
+    if (i === flapper) return { ...common, url: `${base}/flap/${i}`, intervalMs: 1000, failuresToDown: 2 };
+    if (i === slow) return { ...common, url: `${base}/slow/${i}`, degradedMs: 100 };
     switch (i % 5) {
       case 0:
         return { ...common, url: `${base}/health/${i}`, expect: { status: '200-299' } };
@@ -234,7 +255,12 @@ export interface World {
  * Starts the helper (bench/full-helper.ts, a child of this Node) and writes the CONFIG_FILE
  * that points at it, in a new temporary directory. `shared`: readable by the image's user.
  */
-export async function startWorld(o: { benchDir: string; appEveryMs: number; shared: boolean }): Promise<World> {
+export async function startWorld(o: {
+  benchDir: string;
+  appEveryMs: number;
+  checks: CheckLoad;
+  shared: boolean;
+}): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'status-stream-bench-'));
   const stateDir = join(dir, 'state');
   mkdirSync(stateDir);
@@ -269,7 +295,7 @@ export async function startWorld(o: { benchDir: string; appEveryMs: number; shar
     const ready = await next('ready');
     const receivers = ready.receivers as [number, number];
     const configFile = join(dir, 'config.json');
-    writeFileSync(configFile, fullConfig(ready.targets as number, receivers));
+    writeFileSync(configFile, fullConfig(ready.targets as number, receivers, o.checks));
     if (o.shared) {
       // The image runs as the node user (uid 1000): it reads the config and owns STATE_DIR.
       chmodSync(dir, 0o755);

@@ -22,6 +22,7 @@ interface Check {
   url: string;
   critical?: boolean;
   failuresToDown?: number;
+  intervalMs?: number;
   degradedMs?: number;
   expect?: Record<string, unknown>;
 }
@@ -62,6 +63,24 @@ test('the full scenario configures 50 checks with conditions and two alert recei
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('--checks and --check-interval shape the checks: the last one flaps, the one before is slow', () => {
+  const config = JSON.parse(fullConfig(8001, [8002, 8003], { count: 3, intervalMs: 1000 })) as { checks: Check[] };
+  assert.deepEqual(
+    config.checks.map((c) => [c.name, c.url.replace(/^http:\/\/127\.0\.0\.1:8001/, ''), c.intervalMs]),
+    [
+      ['svc-00', '/health/0', 1000],
+      ['svc-01', '/slow/1', 1000],
+      ['svc-02', '/flap/2', 1000],
+    ],
+  );
+  // Only the first is critical: a critical flapper would take the overall status down and back.
+  assert.deepEqual(
+    config.checks.map((c) => c.critical === true),
+    [true, false, false],
+  );
+  assert.throws(() => fullConfig(8001, [8002, 8003], { count: 2, intervalMs: 1000 }), /at least 3 checks, got 2/);
 });
 
 test('the flapping target answers 503 every other half period', () => {

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServerResult } from './measure.ts';
-import { COMPARISONS, type Report } from './report.ts';
+import { COMPARISONS, checkLoadOf, type Report } from './report.ts';
 
 /** One server's load and costs at one stream count: means over its runs. */
 export interface Point {
@@ -52,13 +52,18 @@ export function marginals(small: Report, large: Report): Marginal[] {
   const a = small.settings;
   const b = large.settings;
   // Reports from before the full scenario have no `scenario`: they are bare.
-  const settings = (s: Report['settings']) => ({
-    scenario: s.scenario ?? 'bare',
-    intervalMs: s.intervalMs,
-    seconds: s.seconds,
-  });
+  const settings = (s: Report['settings']) => {
+    const full = s.scenario === 'full';
+    return {
+      scenario: s.scenario ?? 'bare',
+      intervalMs: s.intervalMs,
+      seconds: s.seconds,
+      checks: full ? checkLoadOf(s).count : 0,
+      checkIntervalMs: full ? checkLoadOf(s).intervalMs : 0,
+    };
+  };
   const [x, y] = [settings(a), settings(b)];
-  for (const key of ['scenario', 'intervalMs', 'seconds'] as const) {
+  for (const key of ['scenario', 'intervalMs', 'seconds', 'checks', 'checkIntervalMs'] as const) {
     if (x[key] !== y[key]) throw new Error(`the runs differ in ${key} (${x[key]} and ${y[key]}); only --clients may`);
   }
   if (a.clients >= b.clients)

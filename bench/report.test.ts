@@ -166,6 +166,16 @@ test('the report starts with the load, the machine and the Node that ran the ser
   const header = now.split('\n')[0] ?? '';
   assert.ok(header.includes('servers on Node v24.21.0 (/opt/node24/bin/node), status-stream as `node '), header);
   assert.ok(header.includes('`node --max-semi-space-size=2 server.ts`; load generator on the same machine'), header);
+  // The full scenario's line says its checks; a report from before --checks had the defaults.
+  const fullLine = (extra: object): string =>
+    render({ settings: { ...settings, scenario: 'full', ...extra }, machine, results: [result('full')] }).split(
+      '\n',
+    )[1] ?? '';
+  assert.match(fullLine({}), /^full: 50 HTTP checks with conditions .*, each every 5000 ms, history in STATE_DIR/);
+  assert.match(
+    fullLine({ checks: 3, checkIntervalMs: 1000 }),
+    /^full: 3 HTTP checks .*; 1 critical; .*, each every 1000 ms, /,
+  );
 });
 
 test('two runs that differ in streams give each server its cost per extra stream and event, and what is left', () => {
@@ -216,6 +226,12 @@ test('two runs that differ in streams give each server its cost per extra stream
     () => marginals(small, { ...large, settings: { ...large.settings, scenario: 'bare' } }),
     /differ in scenario/,
   );
+  // A report without `checks` had the default 50.
+  assert.throws(
+    () => marginals(small, { ...large, settings: { ...large.settings, checks: 3 } }),
+    /differ in checks \(50 and 3\)/,
+  );
+  assert.equal(marginals(small, { ...large, settings: { ...large.settings, checks: 50 } }).length, 2);
 });
 
 test('bench/marginal.ts prints the table of two saved runs, and a bad pair as one line and exit code 2', () => {

@@ -3,6 +3,7 @@
 // Pure functions of the results; it measures and prints nothing.
 // How to read the table: bench/README.md.
 
+import { CHECK_INTERVAL_MS, criticalChecks, FULL_CHECKS } from './full-helper.ts';
 import { NEAR_START_FACTOR, type ServerResult } from './measure.ts';
 
 /** The run's settings, as the JSON keeps them. */
@@ -16,6 +17,9 @@ export interface Settings {
   statusStreamCommand?: string;
   /** bare: the service alone, as today; full: with every feature on (absent in older reports: bare). */
   scenario?: 'bare' | 'full';
+  /** The full scenario's checks and how often each runs, ms (absent in older reports: 50, 5000). */
+  checks?: number;
+  checkIntervalMs?: number;
   /** With --image: what ran status-stream. */
   image?: { tag: string; base: string; nodeVersion: string; libc: string; nodeOptions: string };
 }
@@ -358,7 +362,7 @@ export function render(report: Report): string {
     `${s.statusStreamCommand === undefined ? '' : `, status-stream as \`${s.statusStreamCommand}\``}` +
     '; load generator on the same machine' +
     `${(s.repeat ?? 1) > 1 ? `; medians of ${s.repeat} runs each` : ''}` +
-    `${s.scenario === 'full' ? `\n${FULL_SCENARIO}` : ''}\n\n` +
+    `${s.scenario === 'full' ? `\n${fullScenario(s)}` : ''}\n\n` +
     `${table(report.results, rows)}\n\n` +
     `${legend === '' ? '' : `${legend}\n`}` +
     `${ratios === '' ? '' : `\n${ratios}\n\n`}` +
@@ -366,8 +370,19 @@ export function render(report: Report): string {
   );
 }
 
+/** The full scenario's checks as a report says them; older reports had the defaults. */
+export function checkLoadOf(s: Settings): { count: number; intervalMs: number } {
+  return { count: s.checks ?? FULL_CHECKS, intervalMs: s.checkIntervalMs ?? CHECK_INTERVAL_MS };
+}
+
 /** One line on what the full scenario turns on (bench/full-helper.ts). */
-export const FULL_SCENARIO =
-  'full: 50 HTTP checks with conditions (status, body, JSON path, degradedMs; 3 critical; flap suppression), ' +
-  'history in STATE_DIR, two alert receivers, one app event a second via POST /publish, ' +
-  'half the streams with ?events=message,change; floor-full writes the same events by the least means';
+export function fullScenario(s: Settings): string {
+  const { count, intervalMs } = checkLoadOf(s);
+  return (
+    `full: ${count} HTTP checks with conditions (status, body, JSON path, degradedMs; ${criticalChecks(count)} critical; ` +
+    'flap suppression), ' +
+    `each every ${intervalMs} ms, ` +
+    'history in STATE_DIR, two alert receivers, one app event a second via POST /publish, ' +
+    'half the streams with ?events=message,change; floor-full writes the same events by the least means'
+  );
+}

@@ -60,6 +60,10 @@ test('the full scenario measures status-stream bare, with every feature on, and 
   assert.equal(floor?.env.FLOOR_CHANGE_EVERY_MS, '10000');
   assert.ok(Number(floor?.env.FLOOR_SNAPSHOT_CHARS) > 1000);
   assert.equal(serverSpecs(o)[0]?.image, null);
+  // 50 checks, each every 5 s, unless --checks and --check-interval say otherwise.
+  assert.deepEqual(o.checks, { count: 50, intervalMs: 5000 });
+  const fewer = parseOptions(['--scenario', 'full', '--checks', '3', '--check-interval', '1000']);
+  assert.deepEqual(fewer.checks, { count: 3, intervalMs: 1000 });
 });
 
 test("npm start's node flags are read from package.json, without tsx's --import and the script", () => {
@@ -103,6 +107,9 @@ test('a bad flag value is one line on stderr and exit code 2, before anything st
     ],
     [['--scenario', 'all'], /--scenario must be bare or full, got "all"/],
     [['--image', '--cpu-prof'], /--cpu-prof cannot profile a container/],
+    [['--checks', '10'], /--checks and --check-interval shape the full scenario: add --scenario full/],
+    [['--scenario', 'full', '--checks', '2'], /--checks must be an integer 3-1000, got "2"/],
+    [['--scenario', 'full', '--check-interval', '50'], /--check-interval must be an integer 100-60000, got "50"/],
   ] as const) {
     const r = bench([...args]);
     assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);

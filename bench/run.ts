@@ -13,6 +13,7 @@
 // talks to 127.0.0.1; a default run takes about three and a half minutes.
 //
 //   npm run bench -- [--scenario bare|full] [--image] [--clients 10000] [--interval 1000] [--seconds 20]
+//       [--checks 50] [--check-interval 5000]
 //       [--only status-stream|naive|floor|full|floor-full]
 //       [--out bench/results/latest.json] [--concurrency 2000] [--settle 2000] [--heartbeat MS] [--after 30]
 //       [--cpu-prof] [--node PATH] [--browser-headers] [--repeat 1]
@@ -31,6 +32,8 @@
 //     The container, the image and a private engine are removed afterwards.
 // --clients, --interval, --seconds: streams, event interval (STATUS_INTERVAL_MS), length of
 //     the steady window over which CPU, latency and delivery are measured.
+// --checks, --check-interval: the full scenario's checks (at least 3) and how often each runs,
+//     ms (the flapping one: every second). The ratio targets are set for the defaults.
 // --concurrency: connections the load generator has in flight while opening (above Node's
 //     default listen backlog of 511 on purpose: that is what thousands of reconnecting
 //     browsers do).
@@ -60,7 +63,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { SETTINGS } from '../config.ts';
 import { intFlag } from './flags.ts';
-import { FLAP_HALF_PERIOD_MS } from './full-helper.ts';
+import { CHECK_INTERVAL_MS, FLAP_HALF_PERIOD_MS, FULL_CHECKS, MIN_FULL_CHECKS } from './full-helper.ts';
 import { type Image, imageDownSync, imageUp } from './image.ts';
 import { machine, medianResult, openFilesLimit, type ServerResult } from './measure.ts';
 import { killAll, killChildrenOnExit, onKillAll } from './processes.ts';
@@ -86,6 +89,8 @@ const FLAGS = {
   clients: { type: 'string', default: '10000' },
   interval: { type: 'string', default: '1000' },
   seconds: { type: 'string', default: '20' },
+  checks: { type: 'string' },
+  'check-interval': { type: 'string' },
   only: { type: 'string' },
   out: { type: 'string', default: join(BENCH_DIR, 'results', 'latest.json') },
   concurrency: { type: 'string', default: '2000' },
@@ -134,6 +139,9 @@ export function parseOptions(argv: string[]): CliOptions {
   if (flags.scenario !== 'bare' && flags.scenario !== 'full') {
     fail(`--scenario must be bare or full, got ${JSON.stringify(flags.scenario)}`);
   }
+  if (flags.scenario !== 'full' && (flags.checks !== undefined || flags['check-interval'] !== undefined)) {
+    fail('--checks and --check-interval shape the full scenario: add --scenario full');
+  }
   return {
     scenario: flags.scenario,
     image: flags.image,
@@ -147,6 +155,13 @@ export function parseOptions(argv: string[]): CliOptions {
       flags.heartbeat === undefined ? undefined : intFlag('bench', 'heartbeat', flags.heartbeat, 0, 3_600_000),
     afterMaxMs: intFlag('bench', 'after', flags.after, 0, 600) * 1000,
     browserHeaders: flags['browser-headers'],
+    checks: {
+      count: flags.checks === undefined ? FULL_CHECKS : intFlag('bench', 'checks', flags.checks, MIN_FULL_CHECKS, 1000),
+      intervalMs:
+        flags['check-interval'] === undefined
+          ? CHECK_INTERVAL_MS
+          : intFlag('bench', 'check-interval', flags['check-interval'], 100, 60_000),
+    },
     serverNode,
     serverNodeVersion,
     loaderArgs: stripsTypes(serverNodeVersion) ? [] : ['--import', 'tsx'],
@@ -331,6 +346,7 @@ function reportOf(o: CliOptions, { argv, startedAt, servers, runs, nodeArgs }: M
         : `docker run --network host -e HOST=127.0.0.1 -e PORT=… ${image.tag}: node server.ts, ` +
           `NODE_OPTIONS=${image.nodeOptions}`,
     scenario: o.scenario,
+    ...(o.scenario === 'full' ? { checks: o.checks.count, checkIntervalMs: o.checks.intervalMs } : {}),
     ...(image === null
       ? {}
       : {

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
-import { startWorld, type World } from './full-helper.ts';
+import { type CheckLoad, startWorld, type World } from './full-helper.ts';
 import { type Image, startContainer } from './image.ts';
 import {
   type Counters,
@@ -85,6 +85,8 @@ export interface RunOptions {
   settleMs: number;
   afterMaxMs: number;
   browserHeaders: boolean;
+  /** The full scenario's checks. */
+  checks: CheckLoad;
   /** The Node binary that runs the servers, its version, and its flags to load TypeScript. */
   serverNode: string;
   serverNodeVersion: string;
@@ -109,7 +111,12 @@ interface LoadgenMessage {
 export async function benchServer(spec: ServerSpec, o: RunOptions, profDir: string | null): Promise<ServerResult> {
   const port = await freePort();
   const world = spec.world
-    ? await startWorld({ benchDir: o.benchDir, appEveryMs: APP_EVERY_MS, shared: Boolean(spec.image) })
+    ? await startWorld({
+        benchDir: o.benchDir,
+        appEveryMs: APP_EVERY_MS,
+        checks: o.checks,
+        shared: Boolean(spec.image),
+      })
     : null;
   try {
     const server = await launch(spec, o, port, world, profDir);
