@@ -1,6 +1,7 @@
 // bench/full-helper.ts: the world around status-stream in the bench's full scenario, run as a
 // process of its own so that none of its work counts as the server's: the HTTP targets of the
-// checks (50 unless --checks says), two alert receivers, and an app that POSTs one event a second to /publish.
+// checks (50 unless --checks says), two alert receivers, and an app that POSTs one event a
+// second to /publish.
 // fullConfig() writes the CONFIG_FILE that points the service at it. It listens on 127.0.0.1
 // only, sends nothing but to the service it is told about, and exits at its deadline.
 //

@@ -3,7 +3,7 @@
 // Pure functions of the results; it measures and prints nothing.
 // How to read the table: bench/README.md.
 
-import { CHECK_INTERVAL_MS, criticalChecks, FULL_CHECKS } from './full-helper.ts';
+import { CHECK_INTERVAL_MS, type CheckLoad, criticalChecks, FULL_CHECKS } from './full-helper.ts';
 import { NEAR_START_FACTOR, type ServerResult } from './measure.ts';
 
 /** The run's settings, as the JSON keeps them. */
@@ -371,7 +371,7 @@ export function render(report: Report): string {
 }
 
 /** The full scenario's checks as a report says them; older reports had the defaults. */
-export function checkLoadOf(s: Settings): { count: number; intervalMs: number } {
+export function checkLoadOf(s: Settings): CheckLoad {
   return { count: s.checks ?? FULL_CHECKS, intervalMs: s.checkIntervalMs ?? CHECK_INTERVAL_MS };
 }
 
