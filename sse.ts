@@ -140,14 +140,21 @@ export function encodeChunk(frame: Buffer): Buffer {
 
 export type CloseReason = 'client' | 'slow' | 'shutdown';
 
-interface Broadcast {
+interface Outgoing {
   readonly seq: number;
   /** SNAPSHOT_TYPE or the event's name: what a stream's filter is asked about. */
   readonly type: string;
   readonly frame: Buffer;
   /** The same frame as one HTTP/1.1 chunk: what a chunked response puts on the wire for it. */
   readonly chunk: Buffer;
-  readonly streams: SetIterator<SseStream>;
+}
+
+/** The events being written to every stream, oldest first, and where the pass over the streams is. */
+interface Broadcast {
+  events: Outgoing[];
+  streams: SetIterator<SseStream>;
+  /** The newest event when this pass began: any later one joined it, and the streams it passed still need it. */
+  passFrom: number;
 }
 
 /** One open stream. Deliberately small: 10,000 of these are held at once. */
@@ -331,10 +338,16 @@ export class SseHub {
   }
 
   #startBroadcast(entry: ReplayEntry): void {
-    // A broadcast still running finishes first, so every stream gets events in order.
-    if (this.#broadcast !== null) this.#runBroadcast(this.#broadcast, Number.POSITIVE_INFINITY);
     const { seq, type, frame } = entry;
-    this.#broadcast = { seq, type, frame, chunk: encodeChunk(frame), streams: this.#streams.values() };
+    const event: Outgoing = { seq, type, frame, chunk: encodeChunk(frame) };
+    // An event that comes during a broadcast joins it: the streams still ahead get both in one
+    // write, and one more pass brings it to those already written. Each stream gets events in
+    // order, and none waits for a whole broadcast before its own begins.
+    if (this.#broadcast !== null) {
+      this.#broadcast.events.push(event);
+      return;
+    }
+    this.#broadcast = { events: [event], streams: this.#streams.values(), passFrom: seq };
     this.#runBroadcast(this.#broadcast, this.#options.broadcastSlice ?? BROADCAST_SLICE);
   }
 
@@ -348,6 +361,7 @@ export class SseHub {
   // A Set iterator also visits streams opened meanwhile; their lastSeq tells they are up to date.
   #runBroadcast(job: Broadcast, limit: number): void {
     const now = Date.now();
+    const newest = (job.events.at(-1) as Outgoing).seq;
     let written = 0;
     let n = 0;
     for (;;) {
@@ -357,15 +371,44 @@ export class SseHub {
         return;
       }
       const next = job.streams.next();
-      if (next.done) break;
-      n++;
+      if (next.done) {
+        if (job.passFrom === newest) break;
+        // Every stream now has the events this pass began with; another pass for those that joined.
+        job.events = job.events.filter((event) => event.seq > job.passFrom);
+        job.passFrom = newest;
+        job.streams = this.#streams.values();
+        continue;
+      }
       const stream = next.value;
-      if (stream.lastSeq >= job.seq) continue;
-      stream.lastSeq = job.seq;
-      if (passes(stream, job.type) && this.#writeShared(stream, job, now)) written++;
+      if (stream.lastSeq >= newest) continue;
+      n++;
+      written += this.#writeDue(stream, job.events, now);
+      stream.lastSeq = newest;
     }
     this.stats.eventsSent += written;
     this.#broadcast = null;
+  }
+
+  /** Writes the events after the stream's lastSeq that its filter lets through; how many it wrote. */
+  #writeDue(stream: SseStream, events: readonly Outgoing[], now: number): number {
+    let first = events.length - 1;
+    while (first > 0 && (events[first - 1] as Outgoing).seq > stream.lastSeq) first--;
+    if (first === events.length - 1) {
+      const only = events[first] as Outgoing;
+      return passes(stream, only.type) && this.#writeShared(stream, only, now) ? 1 : 0;
+    }
+    // Several due (an event joined a broadcast under way): corked, they leave in one write().
+    const socket = stream.socket;
+    socket.cork();
+    let written = 0;
+    for (let i = first; i < events.length; i++) {
+      const event = events[i] as Outgoing;
+      if (!passes(stream, event.type)) continue;
+      if (!this.#writeShared(stream, event, now)) break;
+      written++;
+    }
+    socket.uncork();
+    return written;
   }
 
   /**
@@ -424,7 +467,7 @@ export class SseHub {
   // Node decided the framing at writeHead(): chunked (HTTP/1.1) gets the chunk, otherwise
   // (HTTP/1.0) the bare frame. Direct only while the response holds no bytes of its own
   // (its writableLength, which includes the socket's, equals the socket's); else Node writes it.
-  #writeShared(stream: SseStream, job: Broadcast, now: number): boolean {
+  #writeShared(stream: SseStream, job: Outgoing, now: number): boolean {
     const res = stream.res;
     const socket = res.socket;
     if (socket === null || !socket.writable || res.writableLength !== socket.writableLength) {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { SseHub } from '../sse.ts';
+import { parseEventFilter, SseHub } from '../sse.ts';
 import { openStream, type SseClient, startInProcess, waitFor } from './helpers.ts';
 
 // More than two slices of sse.ts's BROADCAST_SLICE (500).
@@ -101,6 +101,61 @@ test('a stream opened during a broadcast gets that event once, and a resumer nam
         [second],
       );
     clients.push(...fresh, ...resumers);
+  } finally {
+    for (const c of clients) c.close();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+test('an event published during a broadcast joins it: the streams still ahead get both, in order, at once', async () => {
+  // The hub alone, one stream per turn of the event loop; one stream takes snapshots only.
+  const hub = new SseHub({
+    retryMs: 1000,
+    heartbeatMs: 0,
+    replaySize: 10,
+    maxClients: 100,
+    maxBufferedBytes: 1 << 20,
+    broadcastSlice: 1,
+  });
+  const server = http.createServer((req, res) => {
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    hub.open(res, { lastEventId: null, events: parseEventFilter(query.get('events')) });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const clients: SseClient[] = [];
+  try {
+    for (let i = 0; i < 4; i++) clients.push(await openStream(url));
+    clients.push(await openStream(`${url}?events=message`));
+    const sentBefore = hub.stats.eventsSent;
+    const snapshot = hub.publishSnapshot('{"n":1}');
+    const deploy = hub.publishEvent('deploy', '{"v":2}');
+    // The first stream has the snapshot; the deploy waits for the broadcast's next turns
+    // instead of the rest of the snapshot's broadcast being written at once.
+    assert.equal(hub.stats.eventsSent - sentBefore, 1);
+    await waitFor(() => clients.slice(0, 4).every((c) => c.events.length === 2), 10_000, 'both events everywhere');
+    for (const c of clients.slice(0, 4)) {
+      assert.deepEqual(
+        c.events.map((e) => [e.id, e.event ?? 'message']),
+        [
+          [snapshot, 'message'],
+          [deploy, 'deploy'],
+        ],
+      );
+    }
+    const filtered = clients[4] as SseClient;
+    await waitFor(() => filtered.events.length === 1, 10_000, 'the snapshot on the filtered stream');
+    const third = hub.publishSnapshot('{"n":3}');
+    await waitFor(() => filtered.events.length === 2, 10_000, 'the next snapshot on the filtered stream');
+    assert.deepEqual(
+      filtered.events.map((e) => e.id),
+      [snapshot, third],
+      'the deploy joined the broadcast but stayed out of a stream whose filter refuses it',
+    );
+    // 4 streams got two events and the filtered one its snapshot; then the third snapshot to all 5.
+    await waitFor(() => clients.every((c) => c.events.length >= 2 && c.events.at(-1)?.id === third), 10_000, 'third');
+    assert.equal(hub.stats.eventsSent - sentBefore, 4 * 2 + 1 + 5);
   } finally {
     for (const c of clients) c.close();
     server.closeAllConnections();
