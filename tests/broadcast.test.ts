@@ -52,21 +52,8 @@ test('every stream gets every event exactly once and in order when a broadcast s
 });
 
 test('a stream opened during a broadcast gets that event once, and a resumer naming it not again', async () => {
-  // The hub alone, behind a plain server, writing one stream per turn of the event loop, so
-  // that a broadcast to 500 streams lasts long enough for new streams to open during it.
-  const hub = new SseHub({
-    retryMs: 1000,
-    heartbeatMs: 0,
-    replaySize: 10,
-    maxClients: 2000,
-    maxBufferedBytes: 1 << 20,
-    broadcastSlice: 1,
-  });
-  const server = http.createServer((req, res) =>
-    hub.open(res, { lastEventId: (req.headers['last-event-id'] as string | undefined) ?? null, events: null }),
-  );
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  // A broadcast to 500 streams, one per turn: new streams open during it.
+  const { hub, url, close } = await startOneStreamPerTurnHub();
   const clients: SseClient[] = [];
   try {
     for (let i = 0; i < 500; i += 100)
@@ -103,27 +90,13 @@ test('a stream opened during a broadcast gets that event once, and a resumer nam
     clients.push(...fresh, ...resumers);
   } finally {
     for (const c of clients) c.close();
-    server.closeAllConnections();
-    server.close();
+    close();
   }
 });
 
 test('an event published during a broadcast joins it: the streams still ahead get both, in order, at once', async () => {
-  // The hub alone, one stream per turn of the event loop; one stream takes snapshots only.
-  const hub = new SseHub({
-    retryMs: 1000,
-    heartbeatMs: 0,
-    replaySize: 10,
-    maxClients: 100,
-    maxBufferedBytes: 1 << 20,
-    broadcastSlice: 1,
-  });
-  const server = http.createServer((req, res) => {
-    const query = new URL(req.url ?? '/', 'http://x').searchParams;
-    hub.open(res, { lastEventId: null, events: parseEventFilter(query.get('events')) });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  // One stream per turn; one of the streams takes snapshots only.
+  const { hub, url, close } = await startOneStreamPerTurnHub();
   const clients: SseClient[] = [];
   try {
     for (let i = 0; i < 4; i++) clients.push(await openStream(url));
@@ -158,7 +131,36 @@ test('an event published during a broadcast joins it: the streams still ahead ge
     assert.equal(hub.stats.eventsSent - sentBefore, 4 * 2 + 1 + 5);
   } finally {
     for (const c of clients) c.close();
-    server.closeAllConnections();
-    server.close();
+    close();
   }
 });
+
+/**
+ * The hub alone behind a plain server, writing one stream per turn of the event loop, so that
+ * a broadcast lasts long enough for streams to open and events to come during it. The server
+ * passes on Last-Event-ID and ?events=.
+ */
+async function startOneStreamPerTurnHub(): Promise<{ hub: SseHub; url: string; close: () => void }> {
+  const hub = new SseHub({
+    retryMs: 1000,
+    heartbeatMs: 0,
+    replaySize: 10,
+    maxClients: 2000,
+    maxBufferedBytes: 1 << 20,
+    broadcastSlice: 1,
+  });
+  const server = http.createServer((req, res) => {
+    const query = new URL(req.url ?? '/', 'http://x').searchParams;
+    const lastEventId = (req.headers['last-event-id'] as string | undefined) ?? null;
+    hub.open(res, { lastEventId, events: parseEventFilter(query.get('events')) });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    hub,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
