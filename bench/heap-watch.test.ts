@@ -52,3 +52,33 @@ test('heap-watch writes a line per period: CPU, RSS, heap, old space, and the co
     'a period spent allocating',
   );
 });
+
+test("heap-watch counts Node's HTTP parsers: out at once, pooled, made", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'heap-watch-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'watch.jsonl');
+  // 8 requests to its own server, each on its own connection, all held unanswered for 300 ms:
+  // 8 server parsers and 8 client parsers out at once; then answered, closed, and pooled.
+  const program =
+    "const http = require('node:http'); const held = [];" +
+    'const server = http.createServer((req, res) => { held.push(res);' +
+    " if (held.length === 8) setTimeout(() => { for (const r of held) r.end('ok'); }, 300); });" +
+    "server.listen(0, '127.0.0.1', () => { let done = 0;" +
+    " for (let i = 0; i < 8; i++) http.get({ host: '127.0.0.1', port: server.address().port, agent: false }, (res) => {" +
+    " res.resume(); res.on('end', () => { if (++done === 8) setTimeout(() => server.close(), 300); }); }); });";
+  const child = spawnTracked(process.execPath, ['--import', 'tsx', '--import', probe, '-e', program], {
+    stdio: 'ignore',
+    env: { ...process.env, HEAP_WATCH_FILE: file, HEAP_WATCH_MS: '100' },
+  });
+  assert.equal(await exited(child, 10_000), true);
+  assert.equal(child.exitCode, 0);
+  const parsers = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line).parsers);
+  const most = (key: string): number => Math.max(...parsers.map((p) => p[key]));
+  assert.ok(most('outMax') >= 16, `at most ${most('outMax')} out at once`);
+  assert.ok(most('created') >= 16, `${most('created')} made`);
+  assert.ok(most('pooled') >= 8, `at most ${most('pooled')} pooled once answered`);
+  for (const p of parsers) assert.ok(p.out <= p.outMax && p.created >= p.pooled, JSON.stringify(p));
+});

@@ -1,9 +1,11 @@
 // bench/heap-watch.ts: a probe loaded into a server with --import, which writes one JSON line
 // every HEAP_WATCH_MS (5000) to HEAP_WATCH_FILE (heap-watch-PID.jsonl in the temporary
 // directory): the process's CPU since the last line, RSS, the V8 heap and its old space, and
-// the garbage collections since the last line by kind. It shows whether a server's memory
-// grows inside a window and what the collector does meanwhile (bench/README.md, "A 60 s
-// window"). Only for the benchmark:
+// the garbage collections since the last line by kind, and Node's HTTP parsers: out now, the
+// most out at once since the last line, pooled, and made in all. It shows whether a server's
+// memory grows inside a window, what the collector does meanwhile (bench/README.md, "A 60 s
+// window"), and how many parsers a storm of connections had out at once ("Memory per stream on
+// Node 24"). Only for the benchmark:
 //
 //   npm run bench -- --scenario full --only full --seconds 60 --after 0 \
 //     --node-arg=--import=./bench/heap-watch.ts --server-env HEAP_WATCH_FILE=/tmp/full.jsonl
@@ -25,6 +27,48 @@ const GC_KINDS: Readonly<Record<number, string>> = {
 /** Collections since the last line: count and main-thread milliseconds, by kind. */
 type GcTally = Record<string, { count: number; ms: number }>;
 
+/** Node's pool of HTTP parsers, server and client side (lib/_http_common.js; not a documented API). */
+interface ParserPool {
+  list: unknown[];
+  alloc(...args: unknown[]): unknown;
+  free(parser: unknown): boolean;
+}
+
+interface ParserCounts {
+  /** Taken from the pool or made, and not given back. */
+  out: number;
+  /** The most out at once since the last line. */
+  outMax: number;
+  pooled: number;
+  /** Made because the pool was empty, since start-up. */
+  created: number;
+}
+
+/** Counts the parsers Node hands out and takes back; null where this Node has no such pool. */
+function watchParsers(): (() => ParserCounts) | null {
+  const pool = (process.getBuiltinModule?.('_http_common') as { parsers?: ParserPool } | undefined)?.parsers;
+  if (pool === undefined) return null;
+  let out = 0;
+  let outMax = 0;
+  let created = 0;
+  const alloc = pool.alloc;
+  const free = pool.free;
+  pool.alloc = function (this: ParserPool, ...args: unknown[]) {
+    if (this.list.length === 0) created++;
+    outMax = Math.max(outMax, ++out);
+    return alloc.apply(this, args);
+  };
+  pool.free = function (this: ParserPool, parser: unknown) {
+    out--;
+    return free.call(this, parser);
+  };
+  return () => {
+    const counts = { out, outMax, pooled: pool.list.length, created };
+    outMax = out;
+    return counts;
+  };
+}
+
 function startHeapWatch(file: string, everyMs: number): void {
   let gcs: GcTally = {};
   new PerformanceObserver((list) => {
@@ -36,6 +80,7 @@ function startHeapWatch(file: string, everyMs: number): void {
       tally.ms += entry.duration;
     }
   }).observe({ entryTypes: ['gc'] });
+  const parsers = watchParsers();
   const startMs = performance.now();
   let cpu = process.cpuUsage();
   let lastMs = startMs;
@@ -54,6 +99,7 @@ function startHeapWatch(file: string, everyMs: number): void {
       oldSizeMiB: round((old?.space_size ?? 0) / MIB),
       externalMiB: round(memory.external / MIB),
       gc: Object.fromEntries(Object.entries(gcs).map(([kind, t]) => [kind, { count: t.count, ms: round(t.ms) }])),
+      parsers: parsers?.() ?? null,
     };
     appendFileSync(file, `${JSON.stringify(line)}\n`);
     cpu = process.cpuUsage();
