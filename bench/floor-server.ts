@@ -247,6 +247,8 @@ function main(): void {
   const config = CONFIG_FILE === '' ? null : floorConfig(readFileSync(CONFIG_FILE, 'utf8'), defaults);
   if (config !== null) startFloorChecks(config.checks, (i, result) => showResult(config.checks[i].name, result));
   let down = false;
+  // The full scenario's flapping check is its last (bench/full-helper.ts).
+  const flapper = config?.checks.at(-1)?.name ?? 'svc-49';
   if (CHANGE_EVERY_MS > 0) {
     // Half an interval after the snapshots' turn, so that a change is never due during a
     // snapshot's loop: the least wait, as a floor should have.
@@ -254,7 +256,7 @@ function main(): void {
       down = !down;
       const [from, to] = down ? ['up', 'down'] : ['down', 'up'];
       const reason = down ? 'HTTP 503, expected 200-399' : null;
-      const data = JSON.stringify({ time: new Date(timeMs).toISOString(), check: 'svc-49', from, to, reason });
+      const data = JSON.stringify({ time: new Date(timeMs).toISOString(), check: flapper, from, to, reason });
       broadcast(streams, chunk(`id: ${BOOT_ID}-${++seq}\nevent: change\ndata: ${data}\n\n`));
       for (const receiver of config?.receivers ?? []) postAlert(receiver, data);
     };
