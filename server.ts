@@ -13,7 +13,13 @@ import { Alerter } from './alerts.ts';
 import { type Config, ConfigError, HELP, parseConfig, redactedConfig } from './config.ts';
 import { loadMonitorConfig, watchConfigFile } from './config-file.ts';
 import { createAccess } from './http/access.ts';
-import { admitPipelined, guardConnections, serverOptions } from './http/connections.ts';
+import {
+  admitPipelined,
+  guardConnections,
+  parseFromFirstBytes,
+  serverOptions,
+  type UnreadConnections,
+} from './http/connections.ts';
 import { preparePage } from './http/page.ts';
 import { createRouter } from './http/router.ts';
 import { createRoutes } from './http/routes.ts';
@@ -120,6 +126,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
 
   const server = http.createServer(serverOptions(config));
   const connections = guardConnections(server, config, log);
+  const unread = parseFromFirstBytes(server, config.headersTimeoutMs);
   const access = createAccess(config);
   const routes = createRoutes({
     config,
@@ -172,7 +179,7 @@ export async function startServer(config: Config, options: StartOptions): Promis
   const shutdown = (): Promise<void> => {
     draining = true;
     stopWatching();
-    closed ??= drain({ config, log, server, hub, poller, state, alerter });
+    closed ??= drain({ config, log, server, unread, hub, poller, state, alerter });
     return closed;
   };
 
@@ -193,6 +200,7 @@ interface Parts {
   readonly config: Config;
   readonly log: Logger;
   readonly server: http.Server;
+  readonly unread: UnreadConnections;
   readonly hub: SseHub;
   readonly poller: StatusPoller;
   readonly state: ServiceState;
@@ -203,7 +211,7 @@ interface Parts {
  * Graceful shutdown: checks stop, every stream gets `done`, idle sockets close, waiting
  * alerts and the state save get what is left of the grace; then whatever remains is cut.
  */
-function drain({ config, log, server, hub, poller, state, alerter }: Parts): Promise<void> {
+function drain({ config, log, server, unread, hub, poller, state, alerter }: Parts): Promise<void> {
   return new Promise<void>((resolve) => {
     const deadline = performance.now() + config.shutdownGraceMs;
     log.info('shutting down', { streams: hub.size, graceMs: config.shutdownGraceMs });
@@ -217,8 +225,9 @@ function drain({ config, log, server, hub, poller, state, alerter }: Parts): Pro
       resolve();
     }, config.shutdownGraceMs);
     // server.close() stops accepting, closes idle keep-alive sockets, and calls back once
-    // every connection has closed.
+    // every connection has closed; it does not close those that have sent nothing yet.
     const connectionsClosed = new Promise<void>((done) => server.close(() => done()));
+    unread.closeAll();
     hub.closeAll();
     const alertsSent = alerter.drain(Math.max(0, deadline - performance.now()));
     void Promise.all([connectionsClosed, alertsSent, state.save()]).then(() => {

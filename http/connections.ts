@@ -1,7 +1,8 @@
 // http/connections.ts: what a connection may cost before it is a request: a cap on open
-// connections below the descriptor limit, a deadline for the request head and body, a cap
-// on pipelined requests, and accept errors (EMFILE) that are logged, never fatal; and what
-// it costs once it is a stream: its request parser is given back.
+// connections below the descriptor limit, a deadline for the request head and body, no
+// request parser until its first bytes arrive, a cap on pipelined requests, and accept
+// errors (EMFILE) that are logged, never fatal; and what it costs once it is a stream: its
+// request parser is given back.
 
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -69,6 +70,78 @@ export function guardConnections(server: Server, limits: ConnectionLimits, log: 
   return stats;
 }
 
+/** Connections accepted whose first bytes have not arrived: they hold no parser yet. */
+export interface UnreadConnections {
+  /** Closes those that have still sent nothing after the next poll: a shutdown has no use for them. */
+  closeAll(): void;
+}
+
+/**
+ * Hands each connection to Node's HTTP server when its first bytes arrive, not when it is
+ * accepted. Node takes a request parser for every connection it is handed (made when its
+ * pool is empty: 10 KiB from Node 24.14 on). In a storm of reconnects thousands are accepted
+ * in one turn of the event loop before any is read, and the parsers made for them stay, in
+ * Node's pool or as malloc's pages. Handed over as they are read, each connection is parsed
+ * and answered, and a stream gives its parser back, before the next one is read: a storm
+ * takes one parser (bench/README.md, "the storm the streams open in").
+ *
+ * Until then Node's header deadline does not see the connection, so this one does: a
+ * connection without a request headersTimeoutMs after it was accepted is closed, as Node
+ * would close it, also when its first bytes came and the rest did not. An `end` or an error
+ * before any byte closes it too, as Node's server would.
+ */
+export function parseFromFirstBytes(server: Server, headersTimeoutMs: number): UnreadConnections {
+  const handOver = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  const unread = new Set<Socket>();
+  // Each connection's deadline, cleared by its first request or its close.
+  const deadlines = new Map<Socket, () => void>();
+  server.on('connection', (socket: Socket) => {
+    const timer = setTimeout(() => socket.destroy(), headersTimeoutMs);
+    const clear = (): void => {
+      clearTimeout(timer);
+      deadlines.delete(socket);
+      unread.delete(socket);
+    };
+    deadlines.set(socket, clear);
+    unread.add(socket);
+    const close = (): void => {
+      socket.destroy();
+    };
+    socket.once('close', clear);
+    socket.on('error', close);
+    socket.once('end', close);
+    socket.once('data', (chunk: Buffer) => {
+      unread.delete(socket);
+      socket.off('error', close);
+      socket.off('end', close);
+      // Node reads what follows itself (its parser consumes the socket); the first chunk goes
+      // back into the stream, which it reads once resumed.
+      socket.pause();
+      socket.unshift(chunk);
+      for (const listener of handOver) listener.call(server, socket);
+      process.nextTick(() => socket.resume());
+    });
+  });
+  server.prependListener('request', (req: IncomingMessage) => {
+    const clear = deadlines.get(req.socket);
+    if (clear === undefined) return;
+    clear();
+    req.socket.off('close', clear);
+  });
+  return {
+    closeAll() {
+      // After the event loop's next poll, so that a request already sent is read and handed
+      // over (Node then keeps it as one in flight) rather than cut unread.
+      setImmediate(() =>
+        setImmediate(() => {
+          for (const socket of unread) socket.destroy();
+        }),
+      );
+    },
+  };
+}
+
 const waiting = new WeakMap<Socket, number>();
 
 /**
@@ -98,8 +171,9 @@ const freeParser = (process.getBuiltinModule?.('_http_common') as { freeParser?:
 export const canReleaseParser = typeof freeParser === 'function';
 
 /**
- * Gives back the request parser of a connection that now carries a stream, on the next turn
- * of the event loop (the parser may still be on the stack). Node keeps a parser per
+ * Gives back the request parser of a connection that now carries a stream, once the code
+ * that read its request has returned (process.nextTick: the parser may still be on the
+ * stack until then), before the next connection is read. Node keeps a parser per
  * connection, for its next request, until the connection closes; a stream's connection has
  * no next request, and from Node 24.14 on each parser holds an 8 KiB slab: 5.7 KiB of RSS
  * per stream (bench/README.md, "Memory per stream on Node 24").
@@ -111,7 +185,7 @@ export const canReleaseParser = typeof freeParser === 'function';
  * Node's server ends it.
  */
 export function releaseParser(socket: Socket): void {
-  if (canReleaseParser) setImmediate(release, socket);
+  if (canReleaseParser) process.nextTick(release, socket);
 }
 
 function release(socket: Socket): void {
