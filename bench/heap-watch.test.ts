@@ -6,16 +6,55 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { exited, spawnTracked } from './processes.ts';
 
 const probe = fileURLToPath(new URL('./heap-watch.ts', import.meta.url));
 
-test('heap-watch writes a line per period: CPU, RSS, heap, old space, and the collections by kind', async (t) => {
+interface ParserCounts {
+  out: number;
+  outMax: number;
+  pooled: number;
+  created: number;
+}
+
+/** One line of the probe's file. */
+interface ProbeLine {
+  [figure: string]: unknown;
+  s: number;
+  gc: Record<string, { count: number; ms: number }>;
+  parsers: ParserCounts | null;
+  cpuPercent: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  oldUsedMiB: number;
+  oldSizeMiB: number;
+}
+
+/** Runs `program` (node -e) with the probe loaded, a line every `everyMs`; the lines it wrote. */
+async function probeLines(
+  t: TestContext,
+  program: string,
+  everyMs: number,
+  nodeArgs: string[] = [],
+): Promise<ProbeLine[]> {
   const dir = mkdtempSync(join(tmpdir(), 'heap-watch-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'watch.jsonl');
+  const child = spawnTracked(process.execPath, [...nodeArgs, '--import', 'tsx', '--import', probe, '-e', program], {
+    stdio: 'ignore',
+    env: { ...process.env, HEAP_WATCH_FILE: file, HEAP_WATCH_MS: String(everyMs) },
+  });
+  assert.equal(await exited(child, 10_000), true);
+  assert.equal(child.exitCode, 0);
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ProbeLine);
+}
+
+test('heap-watch writes a line per period: CPU, RSS, heap, old space, and the collections by kind', async (t) => {
   // Allocates for 1.2 s (young collections), with one forced major collection halfway.
   const program =
     'const t0 = Date.now(); let keep = [];' +
@@ -23,16 +62,7 @@ test('heap-watch writes a line per period: CPU, RSS, heap, old space, and the co
     ' if (Date.now() - t0 > 600 && globalThis.gc && !globalThis.done) { globalThis.done = true; gc(); }' +
     ' if (Date.now() - t0 < 1200) setTimeout(tick, 5); };' +
     'tick();';
-  const child = spawnTracked(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', probe, '-e', program], {
-    stdio: 'ignore',
-    env: { ...process.env, HEAP_WATCH_FILE: file, HEAP_WATCH_MS: '200' },
-  });
-  assert.equal(await exited(child, 10_000), true);
-  assert.equal(child.exitCode, 0);
-  const lines = readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line));
+  const lines = await probeLines(t, program, 200, ['--expose-gc']);
   assert.ok(lines.length >= 4, `${lines.length} lines in 1.2 s at one per 200 ms`);
   for (const line of lines) {
     for (const key of ['s', 'cpuPercent', 'rssMiB', 'heapUsedMiB', 'oldUsedMiB', 'oldSizeMiB', 'externalMiB']) {
@@ -54,9 +84,6 @@ test('heap-watch writes a line per period: CPU, RSS, heap, old space, and the co
 });
 
 test("heap-watch counts Node's HTTP parsers: out at once, pooled, made", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'heap-watch-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'watch.jsonl');
   // 8 requests to its own server, each on its own connection, all held unanswered for 300 ms:
   // 8 server parsers and 8 client parsers out at once; then answered, closed, and pooled.
   const program =
@@ -66,17 +93,11 @@ test("heap-watch counts Node's HTTP parsers: out at once, pooled, made", async (
     "server.listen(0, '127.0.0.1', () => { let done = 0;" +
     " for (let i = 0; i < 8; i++) http.get({ host: '127.0.0.1', port: server.address().port, agent: false }, (res) => {" +
     " res.resume(); res.on('end', () => { if (++done === 8) setTimeout(() => server.close(), 300); }); }); });";
-  const child = spawnTracked(process.execPath, ['--import', 'tsx', '--import', probe, '-e', program], {
-    stdio: 'ignore',
-    env: { ...process.env, HEAP_WATCH_FILE: file, HEAP_WATCH_MS: '100' },
+  const parsers = (await probeLines(t, program, 100)).map((line) => {
+    assert.ok(line.parsers !== null, 'this Node has a parser pool');
+    return line.parsers;
   });
-  assert.equal(await exited(child, 10_000), true);
-  assert.equal(child.exitCode, 0);
-  const parsers = readFileSync(file, 'utf8')
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line).parsers);
-  const most = (key: string): number => Math.max(...parsers.map((p) => p[key]));
+  const most = (key: keyof ParserCounts): number => Math.max(...parsers.map((p) => p[key]));
   assert.ok(most('outMax') >= 16, `at most ${most('outMax')} out at once`);
   assert.ok(most('created') >= 16, `${most('created')} made`);
   assert.ok(most('pooled') >= 8, `at most ${most('pooled')} pooled once answered`);
