@@ -8,16 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { ParserCounts } from './parser-pool.ts';
 import { exited, spawnTracked } from './processes.ts';
 
 const probe = fileURLToPath(new URL('./heap-watch.ts', import.meta.url));
-
-interface ParserCounts {
-  out: number;
-  outMax: number;
-  pooled: number;
-  created: number;
-}
 
 /** One line of the probe's file. */
 interface ProbeLine {

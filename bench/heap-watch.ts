@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
+import { watchParserPool } from './parser-pool.ts';
 
 const MIB = 1024 * 1024;
 const GC_KINDS: Readonly<Record<number, string>> = {
@@ -27,48 +28,6 @@ const GC_KINDS: Readonly<Record<number, string>> = {
 /** Collections since the last line: count and main-thread milliseconds, by kind. */
 type GcTally = Record<string, { count: number; ms: number }>;
 
-/** Node's pool of HTTP parsers, server and client side (lib/_http_common.js; not a documented API). */
-interface ParserPool {
-  list: unknown[];
-  alloc(...args: unknown[]): unknown;
-  free(parser: unknown): boolean;
-}
-
-interface ParserCounts {
-  /** Taken from the pool or made, and not given back. */
-  out: number;
-  /** The most out at once since the last line. */
-  outMax: number;
-  pooled: number;
-  /** Made because the pool was empty, since start-up. */
-  created: number;
-}
-
-/** Counts the parsers Node hands out and takes back; null where this Node has no such pool. */
-function watchParsers(): (() => ParserCounts) | null {
-  const pool = (process.getBuiltinModule?.('_http_common') as { parsers?: ParserPool } | undefined)?.parsers;
-  if (pool === undefined) return null;
-  let out = 0;
-  let outMax = 0;
-  let created = 0;
-  const alloc = pool.alloc;
-  const free = pool.free;
-  pool.alloc = function (this: ParserPool, ...args: unknown[]) {
-    if (this.list.length === 0) created++;
-    outMax = Math.max(outMax, ++out);
-    return alloc.apply(this, args);
-  };
-  pool.free = function (this: ParserPool, parser: unknown) {
-    out--;
-    return free.call(this, parser);
-  };
-  return () => {
-    const counts = { out, outMax, pooled: pool.list.length, created };
-    outMax = out;
-    return counts;
-  };
-}
-
 function startHeapWatch(file: string, everyMs: number): void {
   let gcs: GcTally = {};
   new PerformanceObserver((list) => {
@@ -80,7 +39,7 @@ function startHeapWatch(file: string, everyMs: number): void {
       tally.ms += entry.duration;
     }
   }).observe({ entryTypes: ['gc'] });
-  const parsers = watchParsers();
+  const parsers = watchParserPool();
   const startMs = performance.now();
   let cpu = process.cpuUsage();
   let lastMs = startMs;
@@ -99,7 +58,7 @@ function startHeapWatch(file: string, everyMs: number): void {
       oldSizeMiB: round((old?.space_size ?? 0) / MIB),
       externalMiB: round(memory.external / MIB),
       gc: Object.fromEntries(Object.entries(gcs).map(([kind, t]) => [kind, { count: t.count, ms: round(t.ms) }])),
-      parsers: parsers?.() ?? null,
+      parsers: parsers?.read() ?? null,
     };
     appendFileSync(file, `${JSON.stringify(line)}\n`);
     cpu = process.cpuUsage();

@@ -8,36 +8,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { watchParserPool } from '../bench/parser-pool.ts';
 import { metricValue, request, sleep, startInProcess, startService, waitFor, withDeadline } from './helpers.ts';
-
-interface ParserPool {
-  list: unknown[];
-  alloc(...args: unknown[]): unknown;
-  free(parser: unknown): boolean;
-}
-
-/** Watches Node's pool of request parsers in this process from now on: the most out at once. */
-function watchParsers(): { mostOut: () => number; stop: () => void } {
-  const pool = (process.getBuiltinModule('_http_common') as { parsers: ParserPool }).parsers;
-  const { alloc, free } = pool;
-  let out = 0;
-  let mostOut = 0;
-  pool.alloc = function (this: ParserPool, ...args: unknown[]) {
-    mostOut = Math.max(mostOut, ++out);
-    return alloc.apply(this, args);
-  };
-  pool.free = function (this: ParserPool, parser: unknown) {
-    out--;
-    return free.call(this, parser);
-  };
-  return {
-    mostOut: () => mostOut,
-    stop: () => {
-      pool.alloc = alloc;
-      pool.free = free;
-    },
-  };
-}
 
 /** Opens `count` connections at once, each sending `text`; resolves once all are connected. */
 async function connectAll(port: number, count: number, text: string): Promise<net.Socket[]> {
@@ -90,12 +62,13 @@ test('500 streams opened at once from another process take a parser or two, not 
 
 test('a connection that sends nothing is closed at the header deadline and holds no parser', async () => {
   const service = await startInProcess({ HEADERS_TIMEOUT_MS: '500', LOG_LEVEL: 'error' });
-  const parsers = watchParsers();
+  const parsers = watchParserPool();
+  assert.ok(parsers !== null, `Node ${process.version} has no parser pool`);
   try {
     const started = Date.now();
     const [silent] = await connectAll(service.port, 1, '');
     await sleep(100);
-    assert.equal(parsers.mostOut(), 0, 'no parser for a connection that has sent nothing');
+    assert.equal(parsers.read().outMax, 0, 'no parser for a connection that has sent nothing');
     await withDeadline(closed(silent), 5000, 'the silent connection to close');
     const tookMs = Date.now() - started;
     assert.ok(tookMs >= 450 && tookMs < 1500, `closed after ${tookMs} ms`);
